@@ -1,0 +1,1 @@
+"""Entry points: HTTP, command line. Translates to domain calls; no domain logic here."""

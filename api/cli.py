@@ -1,0 +1,198 @@
+"""The ``eauth`` command line: an entry point like HTTP, translating to the same domain calls."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from cryptography.hazmat.primitives.serialization import Encoding
+from rich.console import Console
+from rich.table import Table
+
+from api.platform import Platform, initialize_platform
+from ca.profiles import PROFILES, profile
+from ca.subjects import SubjectIdentity
+from eauth.errors import EauthError, InvalidInput, NotFound
+from eauth.settings import Settings
+from store.agencies import SCOPES, add_agency, add_client, agency_by_code, list_agencies
+from store.ca_store import SqlCaStore
+
+app = typer.Typer(help="eauth: certificates, electronic licenses and verification for government services.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+agency_app = typer.Typer(help="Agencies (registration authorities, license issuers).", no_args_is_help=True)
+client_app = typer.Typer(help="API clients of agencies (OAuth2 client credentials).", no_args_is_help=True)
+cert_app = typer.Typer(help="Certificates.", no_args_is_help=True)
+app.add_typer(agency_app, name="agency")
+app.add_typer(client_app, name="client")
+app.add_typer(cert_app, name="cert")
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+def _platform() -> Platform:
+    return Platform.open(Settings())
+
+
+@app.command()
+def init() -> None:
+    """Create the database schema, the keys and the CA hierarchy; a second run changes nothing."""
+    settings = Settings()
+    result, migrated = initialize_platform(settings)
+    if not result.created and not migrated:
+        out.print(f"Already initialized ({len(result.existing)} keys and certificates present): nothing changed.")
+        return
+    if migrated:
+        out.print("Database schema brought up to date.")
+    for name in result.created:
+        out.print(f"created [bold]{name}[/bold]")
+    out.print(f"Platform initialized in {settings.data_dir} with {settings.key_backend} keys.")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Serve the HTTP API (OpenAPI at /docs)."""
+    import uvicorn
+
+    _platform().close()  # refuse to start (wrong passphrase, no init) before binding the port
+    uvicorn.run("api.http:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level="info", proxy_headers=True)
+
+
+@agency_app.command("add")
+def agency_add(
+    code: Annotated[str, typer.Argument(help="Short unique code, e.g. 'scjg-gd'.")],
+    name: Annotated[str, typer.Argument(help="Full name.")],
+    credit_code: Annotated[Optional[str], typer.Option(help="Unified social credit code (GB 32100).")] = None,
+) -> None:
+    """Register an agency."""
+    from ca.identifiers import validate_credit_code
+
+    p = _platform()
+    with p.db.session() as session:
+        agency = add_agency(session, code=code, name=name,
+                            credit_code=validate_credit_code(credit_code) if credit_code else None)
+    out.print(f"agency [bold]{agency.code}[/bold] registered (id {agency.id})")
+
+
+@agency_app.command("list")
+def agency_list() -> None:
+    """List agencies."""
+    p = _platform()
+    with p.db.session() as session:
+        rows = list_agencies(session)
+    table = Table("id", "code", "name", "credit code")
+    for a in rows:
+        table.add_row(str(a.id), a.code, a.name, a.credit_code or "")
+    out.print(table)
+
+
+@client_app.command("add")
+def client_add(
+    agency: Annotated[str, typer.Argument(help="Agency code.")],
+    scope: Annotated[list[str], typer.Option("--scope", help=f"Repeatable. Known: {', '.join(SCOPES)}.")],
+    name: Annotated[str, typer.Option(help="What the client is.")] = "api client",
+    json_output: Annotated[bool, typer.Option("--json", help="Print the credentials as JSON.")] = False,
+) -> None:
+    """Register an API client; its secret is printed once and never stored in clear."""
+    p = _platform()
+    with p.db.session() as session:
+        client, secret = add_client(session, agency_code=agency, name=name, scopes=set(scope))
+    if json_output:
+        print(json.dumps({"client_id": client.client_id, "client_secret": secret, "scopes": sorted(client.scopes)}))
+        return
+    out.print(f"client_id:     {client.client_id}\nclient_secret: {secret}\nscopes:        {' '.join(sorted(client.scopes))}")
+    out.print("[yellow]Store the secret now: it cannot be shown again.[/yellow]")
+
+
+@cert_app.command("issue")
+def cert_issue(
+    profile_name: Annotated[str, typer.Option("--profile", help=f"One of: {', '.join(PROFILES)}.")],
+    name: Annotated[str, typer.Option(help="Verified subject name.")],
+    id_number: Annotated[str, typer.Option(help="Citizen ID or unified social credit code.")],
+    agency: Annotated[str, typer.Option(help="Code of the registering agency.")],
+    csr: Annotated[Optional[Path], typer.Option(help="PKCS#10 request (PEM or DER) with the holder's key.")] = None,
+    p12: Annotated[Optional[Path], typer.Option(help="Without --csr: write the server-made key and certificate here.")] = None,
+    p12_password_file: Annotated[Optional[Path], typer.Option(help="File holding the PKCS#12 password.")] = None,
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="Write the certificate (PEM) here.")] = None,
+) -> None:
+    """Issue a certificate for a verified subject."""
+    prof = profile(profile_name)
+    password = None
+    if csr is None and p12_password_file is not None:
+        password = p12_password_file.read_text().strip()
+    if csr is None and prof.key_custody.value == "holder" and p12 is None:
+        raise InvalidInput("without --csr, give --p12 FILE and --p12-password-file for the server-made key")
+    p = _platform()
+    with p.db.session() as session:
+        registrar = agency_by_code(session, agency)
+        issued = p.ca.issue(
+            SqlCaStore(session),
+            profile_name=profile_name,
+            subject=SubjectIdentity(prof.subject_kind, name, id_number),
+            requested_by=registrar.id,
+            csr=csr.read_bytes() if csr else None,
+            pkcs12_password=password,
+        )
+    pem = issued.record.certificate.public_bytes(Encoding.PEM)
+    if issued.pkcs12 is not None:
+        _write_new(p12, issued.pkcs12)
+        out.print(f"key and certificate written to {p12}")
+    if out_file:
+        out_file.write_bytes(pem)
+    out.print(f"issued serial [bold]{issued.record.serial}[/bold] to {issued.record.subject_dn}")
+    if not out_file and issued.pkcs12 is None:
+        sys.stdout.write(pem.decode())
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    try:
+        with open(path, "xb") as f:
+            f.write(data)
+    except FileExistsError:
+        raise InvalidInput(f"{path} already exists; not overwriting a key file") from None
+    path.chmod(0o600)
+
+
+@cert_app.command("show")
+def cert_show(
+    serial: Annotated[str, typer.Argument(help="Hex serial number.")],
+    pem: Annotated[bool, typer.Option("--pem", help="Print only the PEM certificate.")] = False,
+) -> None:
+    """Show a certificate and its status."""
+    p = _platform()
+    with p.db.session() as session:
+        record = SqlCaStore(session).certificate(serial)
+    if record is None:
+        raise NotFound(f"no certificate with serial {serial}")
+    if pem:
+        sys.stdout.write(record.certificate.public_bytes(Encoding.PEM).decode())
+        return
+    table = Table(show_header=False)
+    for key, value in (
+        ("serial", record.serial), ("status", record.status), ("profile", record.profile),
+        ("issuer", record.issuer), ("subject", record.subject_dn), ("not before", record.not_before.isoformat()),
+        ("not after", record.not_after.isoformat()), ("sha256", record.sha256),
+        ("key kept by platform", "yes" if record.key_label else "no"),
+    ):
+        table.add_row(key, value)
+    out.print(table)
+
+
+def main() -> None:
+    """Run the CLI; a domain error is one line on stderr and a non-zero exit, never a traceback."""
+    try:
+        app()
+    except EauthError as exc:
+        err.print(f"[red]error[/red] ({exc.code}): {exc.detail}", highlight=False)
+        sys.exit(2 if exc.kind.value == "configuration" else 1)
+    except OSError as exc:
+        err.print(f"[red]error[/red]: {exc.strerror or exc}: {exc.filename or ''}", highlight=False)
+        sys.exit(1)

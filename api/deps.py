@@ -1,0 +1,34 @@
+"""Request dependencies: the platform, and the caller's access token with a required scope."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.platform import Platform
+from api.tokens import AccessToken
+from eauth.errors import InvalidToken
+
+_bearer = HTTPBearer(auto_error=False, description="Access token from POST /api/v1/oauth/token")
+
+
+def platform(request: Request) -> Platform:
+    return request.app.state.platform
+
+
+def scoped(scope: str) -> Callable[..., AccessToken]:
+    """A dependency that authenticates the bearer token and requires ``scope``."""
+
+    def dependency(
+        credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+        p: Platform = Depends(platform),
+    ) -> AccessToken:
+        if credentials is None:
+            raise InvalidToken("missing bearer access token")
+        token = p.tokens.verify(credentials.credentials)
+        token.require(scope)
+        return token
+
+    return dependency

@@ -1,0 +1,40 @@
+"""The FastAPI application."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import problems
+from api.limits import BodySizeLimit
+from api.platform import Platform
+from api.routes import certificates, oauth, public
+from eauth.settings import Settings
+
+
+def create_app(settings: Settings | None = None, *, platform: Platform | None = None) -> FastAPI:
+    """The app over an opened platform; opening fails fast (wrong passphrase, no init) before serving."""
+    settings = settings or (platform.settings if platform else Settings())
+    opened = platform or Platform.open(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        if platform is None:
+            opened.close()
+
+    app = FastAPI(
+        title="eauth",
+        version="1",
+        summary="Unified e-authentication platform: certificates, electronic licenses, verification.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.platform = opened
+    problems.install(app)
+    for module in (oauth, certificates, public):
+        app.include_router(module.router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    return app

@@ -1,0 +1,87 @@
+"""Wiring: settings → database, key store, CA, token service. Shared by the HTTP app and the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from api.tokens import TOKEN_KEY_LABEL, TokenService
+from ca.authority import CaUrls, CertificateAuthority, InitResult, initialize
+from eauth.errors import NotInitialized
+from eauth.settings import Settings
+from keys.base import KeyAlgorithm, KeyStore
+from keys.filestore import FileKeyStore
+from store.ca_store import SqlCaStore
+from store.db import Database
+
+
+def open_key_store(settings: Settings, *, create: bool = False) -> KeyStore:
+    """The configured key store, unlocked; KeyStoreLocked/KeyStoreError/NotInitialized if it can't be."""
+    if settings.key_backend == "pkcs11":
+        from keys.pkcs11store import Pkcs11KeyStore
+
+        if settings.pkcs11_module is None:
+            raise NotInitialized("EAUTH_PKCS11_MODULE must name the PKCS#11 library for the pkcs11 key backend")
+        return Pkcs11KeyStore(settings.pkcs11_module, settings.pkcs11_token, settings.pkcs11_user_pin())
+    return FileKeyStore(Path(settings.data_dir) / "keys", settings.key_store_passphrase(), create=create)
+
+
+@dataclass
+class Platform:
+    """Everything a request or a command needs, opened once per process."""
+
+    settings: Settings
+    db: Database
+    keys: KeyStore
+    ca: CertificateAuthority
+    tokens: TokenService
+
+    @classmethod
+    def open(cls, settings: Settings) -> Platform:
+        """Open an initialized platform; refuses clearly if keys or schema are missing or locked."""
+        keys = open_key_store(settings)
+        db = Database(settings.resolved_database_url)
+        try:
+            db.require_current()
+        except Exception:
+            db.dispose()
+            raise
+        return cls._assemble(settings, db, keys)
+
+    @classmethod
+    def _assemble(cls, settings: Settings, db: Database, keys: KeyStore) -> Platform:
+        ca = CertificateAuthority(
+            keys, urls=CaUrls(settings.public_base_url), key_algorithm=KeyAlgorithm.parse(settings.key_algorithm)
+        )
+        tokens = TokenService(keys.signer(TOKEN_KEY_LABEL), issuer=settings.public_base_url,
+                              ttl_seconds=settings.access_token_ttl_seconds)
+        return cls(settings, db, keys, ca, tokens)
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def initialize_platform(settings: Settings) -> tuple[InitResult, bool]:
+    """Create the data dir, schema, keys and CA hierarchy where missing. Returns what was created and
+    whether the schema changed; a second run creates nothing."""
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    keys = open_key_store(settings, create=True)
+    db = Database(settings.resolved_database_url)
+    try:
+        migrated = db.migrate()
+        with db.session() as session:
+            result = initialize(
+                keys,
+                SqlCaStore(session),
+                urls=CaUrls(settings.public_base_url),
+                organization=settings.platform_name,
+                algorithm=KeyAlgorithm.parse(settings.key_algorithm),
+            )
+        if not keys.has_key(TOKEN_KEY_LABEL):
+            keys.generate(TOKEN_KEY_LABEL, KeyAlgorithm.EC_P256)
+            result = InitResult(result.created + (TOKEN_KEY_LABEL,), result.existing)
+        else:
+            result = InitResult(result.created, result.existing + (TOKEN_KEY_LABEL,))
+    finally:
+        db.dispose()
+    return result, migrated

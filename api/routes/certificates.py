@@ -1,0 +1,159 @@
+"""Certificates: an agency, acting as registration authority, requests and looks them up."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Annotated
+
+from cryptography.hazmat.primitives.serialization import Encoding
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import BaseModel, Field, SecretStr
+
+from api.deps import platform, scoped
+from api.platform import Platform
+from api.tokens import AccessToken
+from ca.authority import IssuedCertificate
+from ca.identifiers import validate_citizen_id, validate_credit_code
+from ca.profiles import PROFILES, SubjectKind, profile
+from ca.records import CertificateRecord
+from ca.subjects import SubjectIdentity
+from eauth.errors import NotFound
+from store.ca_store import SqlCaStore
+
+router = APIRouter(prefix="/api/v1/certificates", tags=["certificates"])
+
+PEM_CHAIN = "application/pem-certificate-chain"
+PKIX_CERT = "application/pkix-cert"
+
+
+class CertificateRequest(BaseModel):
+    """A certificate for a person, enterprise or agency whose identity the calling agency has verified."""
+
+    profile: str = Field(description=f"One of: {', '.join(PROFILES)}.", examples=["citizen"])
+    name: str = Field(min_length=1, max_length=128, description="Verified name of the subject.")
+    id_number: str = Field(
+        min_length=1, max_length=32,
+        description="Citizen ID (GB 11643) for persons, unified social credit code (GB 32100) otherwise.",
+    )
+    csr: str | None = Field(
+        None, max_length=16384, description="PEM PKCS#10 request with the holder's key. Omit to have the server make the key."
+    )
+    pkcs12_password: SecretStr | None = Field(
+        None, max_length=200,
+        description="Without a CSR, for holder-kept keys: password protecting the PKCS#12 returned once.",
+    )
+
+
+class CertificateView(BaseModel):
+    serial: str = Field(description="Lower-case hex.")
+    profile: str
+    issuer: str
+    status: str
+    subject_id: str
+    subject_dn: str
+    not_before: datetime
+    not_after: datetime
+    sha256: str
+    certificate_pem: str
+    platform_key: bool = Field(description="True when the platform keeps the private key (agency seals).")
+
+
+class IssuedView(CertificateView):
+    chain_pem: list[str] = Field(description="Issuing CA certificate(s), leaf's issuer first; the root is not included.")
+    pkcs12: str | None = Field(None, description="Base64 PKCS#12 with the server-made key; returned only this once.")
+
+
+class SubjectCertificates(BaseModel):
+    subject_id: str
+    items: list[CertificateView]
+
+
+def _view(record: CertificateRecord) -> dict:
+    pem = record.certificate.public_bytes(Encoding.PEM).decode()
+    return {
+        "serial": record.serial, "profile": record.profile, "issuer": record.issuer, "status": record.status,
+        "subject_id": record.subject_id, "subject_dn": record.subject_dn, "not_before": record.not_before,
+        "not_after": record.not_after, "sha256": record.sha256, "certificate_pem": pem,
+        "platform_key": record.key_label is not None,
+    }
+
+
+def _issued_view(issued: IssuedCertificate) -> IssuedView:
+    return IssuedView(
+        **_view(issued.record),
+        chain_pem=[c.public_bytes(Encoding.PEM).decode() for c in issued.chain],
+        pkcs12=base64.b64encode(issued.pkcs12).decode() if issued.pkcs12 else None,
+    )
+
+
+@router.post("", status_code=201, response_model=IssuedView, summary="Request a certificate")
+def request_certificate(
+    body: CertificateRequest,
+    response: Response,
+    p: Annotated[Platform, Depends(platform)],
+    token: Annotated[AccessToken, Depends(scoped("certificates:issue"))],
+) -> IssuedView:
+    """Issue a certificate under ``profile`` for a verified subject: from the holder's CSR (proof of
+    possession checked), or with a key made by the server."""
+    kind = profile(body.profile).subject_kind
+    password = body.pkcs12_password.get_secret_value() if body.pkcs12_password else None
+    with p.db.session() as session:
+        issued = p.ca.issue(
+            SqlCaStore(session),
+            profile_name=body.profile,
+            subject=SubjectIdentity(kind, body.name, body.id_number),
+            requested_by=token.agency_id,
+            csr=body.csr,
+            pkcs12_password=password,
+        )
+    response.headers["Location"] = f"/api/v1/certificates/{issued.record.serial}"
+    return _issued_view(issued)
+
+
+@router.get(
+    "/{serial}",
+    response_model=CertificateView,
+    summary="Fetch a certificate",
+    responses={200: {"content": {PKIX_CERT: {}, PEM_CHAIN: {}}}},
+)
+def get_certificate(
+    serial: Annotated[str, Path(pattern="^[0-9a-fA-F]{1,40}$", description="Hex serial number.")],
+    request: Request,
+    p: Annotated[Platform, Depends(platform)],
+    _: Annotated[AccessToken, Depends(scoped("certificates:read"))],
+):
+    """JSON by default; DER with ``Accept: application/pkix-cert``, PEM leaf + chain with
+    ``Accept: application/pem-certificate-chain``."""
+    with p.db.session() as session:
+        store = SqlCaStore(session)
+        record = store.certificate(serial)
+        if record is None:
+            raise NotFound(f"no certificate with serial {serial}")
+        accept = request.headers.get("accept", "")
+        if PKIX_CERT in accept:
+            return Response(record.der, media_type=PKIX_CERT)
+        if PEM_CHAIN in accept:
+            issuer, _signer = p.ca.issuer(store, record.issuer)
+            pem = record.certificate.public_bytes(Encoding.PEM) + issuer.certificate.public_bytes(Encoding.PEM)
+            return Response(pem, media_type=PEM_CHAIN)
+    return CertificateView(**_view(record))
+
+
+@router.get("", response_model=SubjectCertificates, summary="List a subject's certificates")
+def list_certificates(
+    p: Annotated[Platform, Depends(platform)],
+    _: Annotated[AccessToken, Depends(scoped("certificates:read"))],
+    kind: Annotated[SubjectKind, Query(description="person, enterprise or agency")],
+    id_number: Annotated[str, Query(min_length=1, max_length=32, description="The subject's identity number.")],
+) -> SubjectCertificates:
+    """A subject's certificates, newest first, found by identity number through the blind index (the
+    number itself is never stored in clear)."""
+    number = validate_citizen_id(id_number) if kind is SubjectKind.PERSON else validate_credit_code(id_number)
+    with p.db.session() as session:
+        store = SqlCaStore(session)
+        subject = store.subject_by_index(kind.value, p.ca.identities.index(kind, number))
+        if subject is None:
+            raise NotFound(f"no {kind.value} with that identity number is registered")
+        records = store.certificates_of_subject(subject.id)
+    return SubjectCertificates(subject_id=subject.id, items=[CertificateView(**_view(r)) for r in records])

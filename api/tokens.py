@@ -1,0 +1,116 @@
+"""Access tokens: short-lived ES256 JWTs signed by a key in the key store, and the JWKS publishing it."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+import time
+from dataclasses import dataclass
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from jwt.algorithms import Algorithm, ECAlgorithm
+
+from eauth.errors import InsufficientScope, InvalidToken
+from keys.base import Signer
+
+TOKEN_KEY_LABEL = "api-token"
+AUDIENCE = "eauth-api"
+
+
+class _KeyStoreES256(Algorithm):
+    """pyjwt's ES256 signing through our Signer, so the token key may live in an HSM."""
+
+    def prepare_key(self, key: Signer) -> Signer:
+        return key
+
+    def sign(self, msg: bytes, key: Signer) -> bytes:
+        r, s = decode_dss_signature(key.sign(msg))
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+    def verify(self, msg: bytes, key, sig: bytes) -> bool:  # verification uses pyjwt's own ES256
+        raise NotImplementedError
+
+    def to_jwk(self, key_obj, as_dict: bool = False):
+        raise NotImplementedError
+
+    def from_jwk(self, jwk):
+        raise NotImplementedError
+
+
+_SIGNING_JWS = jwt.PyJWS(algorithms=[])
+_SIGNING_JWS.register_algorithm("ES256", _KeyStoreES256())
+
+
+@dataclass(frozen=True, slots=True)
+class AccessToken:
+    """A verified token's meaning."""
+
+    client_id: str
+    agency_id: int
+    scopes: frozenset[str]
+    expires_at: int
+
+    def require(self, scope: str) -> None:
+        if scope not in self.scopes:
+            raise InsufficientScope(f"this operation needs the scope {scope!r}", required=scope)
+
+
+class TokenService:
+    """Issues and verifies access tokens for agency clients."""
+
+    def __init__(self, signer: Signer, *, issuer: str, ttl_seconds: int) -> None:
+        self._signer = signer
+        self.issuer = issuer
+        self.ttl_seconds = ttl_seconds
+        self.jwk = json.loads(ECAlgorithm.to_jwk(signer.public_key))
+        self.kid = _thumbprint(self.jwk)
+        self.jwk |= {"kid": self.kid, "use": "sig", "alg": "ES256"}
+
+    def issue(self, *, client_id: str, agency_id: int, scopes: frozenset[str]) -> tuple[str, int]:
+        """A token and its lifetime in seconds."""
+        now = int(time.time())
+        claims = {
+            "iss": self.issuer,
+            "aud": AUDIENCE,
+            "sub": client_id,
+            "agency": agency_id,
+            "scope": " ".join(sorted(scopes)),
+            "iat": now,
+            "exp": now + self.ttl_seconds,
+            "jti": secrets.token_urlsafe(12),
+        }
+        payload = json.dumps(claims, separators=(",", ":")).encode()
+        token = _SIGNING_JWS.encode(payload, self._signer, algorithm="ES256", headers={"kid": self.kid, "typ": "at+jwt"})
+        return token, self.ttl_seconds
+
+    def verify(self, token: str) -> AccessToken:
+        """The token's meaning if it is ours, intact and unexpired; InvalidToken otherwise."""
+        try:
+            header = jwt.get_unverified_header(token)
+            if header.get("kid") != self.kid or header.get("alg") != "ES256":
+                raise InvalidToken("access token not signed by this platform's current key")
+            claims = jwt.decode(
+                token,
+                self._signer.public_key,
+                algorithms=["ES256"],
+                audience=AUDIENCE,
+                issuer=self.issuer,
+                options={"require": ["exp", "iat", "sub", "scope", "agency"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise InvalidToken("access token expired") from None
+        except jwt.InvalidTokenError as exc:
+            raise InvalidToken(f"access token invalid: {exc}") from None
+        return AccessToken(claims["sub"], int(claims["agency"]), frozenset(claims["scope"].split()), claims["exp"])
+
+    def jwks(self) -> dict:
+        return {"keys": [self.jwk]}
+
+
+def _thumbprint(jwk: dict) -> str:
+    """RFC 7638 JWK thumbprint of an EC key, base64url (pyjwt has none)."""
+    canonical = json.dumps({k: jwk[k] for k in ("crv", "kty", "x", "y")}, separators=(",", ":"), sort_keys=True)
+    return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()

@@ -1,0 +1,77 @@
+"""What the CA stores, and the storage it needs (implemented in ``store.ca_store``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from cryptography import x509
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorityRecord:
+    """One of the platform's own certificates (root, issuing CA, OCSP signer, TSA) and its key's label."""
+
+    name: str
+    role: str
+    parent: str | None
+    key_label: str
+    certificate: x509.Certificate
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectRecord:
+    """A registered person, enterprise or agency; the identity number only encrypted and blind-indexed."""
+
+    id: str
+    kind: str
+    name: str
+    pseudonym: str
+    id_number_index: str
+    id_number_ciphertext: bytes
+    registered_by: int
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateRecord:
+    """An issued end-entity certificate with its status."""
+
+    serial: str
+    issuer: str
+    profile: str
+    subject_id: str
+    subject_dn: str
+    not_before: datetime
+    not_after: datetime
+    status: str
+    sha256: str
+    der: bytes
+    key_label: str | None
+    requested_by: int
+    created_at: datetime
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        return x509.load_der_x509_certificate(self.der)
+
+
+class CaStore(Protocol):
+    """Persistence the CA needs, within one transaction."""
+
+    def authority(self, name: str) -> AuthorityRecord | None: ...
+
+    def add_authority(self, record: AuthorityRecord) -> None: ...
+
+    def get_or_add_subject(self, record: SubjectRecord) -> SubjectRecord:
+        """The stored subject with ``record``'s kind and index, inserting ``record`` if there is none;
+        the name is updated to ``record.name`` (the registering agency has just verified it)."""
+        ...
+
+    def subject_by_index(self, kind: str, id_number_index: str) -> SubjectRecord | None: ...
+
+    def add_certificate(self, record: CertificateRecord) -> None: ...
+
+    def certificate(self, serial: str) -> CertificateRecord | None: ...
+
+    def certificates_of_subject(self, subject_id: str) -> list[CertificateRecord]: ...

@@ -1,0 +1,1 @@
+"""Shared kernel: the domain error hierarchy and the settings."""

@@ -1,0 +1,94 @@
+"""The one domain exception hierarchy.
+
+Every error carries a stable machine-readable ``code`` (part of the public API: clients switch on it,
+so never rename one) and a ``kind`` that says which class of failure it is; the HTTP layer maps the
+kind to a status code in one place, the CLI prints the message and exits non-zero.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+
+class ErrorKind(Enum):
+    """The class of a failure, independent of the transport that reports it."""
+
+    INVALID = "invalid"  # the input is wrong: fix it and retry
+    UNAUTHENTICATED = "unauthenticated"  # who you are is not established
+    FORBIDDEN = "forbidden"  # you are known but may not do this
+    NOT_FOUND = "not_found"
+    CONFLICT = "conflict"  # the request clashes with the current state
+    UNAVAILABLE = "unavailable"  # a dependency (key store, database) is not usable now
+    CONFIGURATION = "configuration"  # the platform is set up wrongly; an operator must act
+
+
+class EauthError(Exception):
+    """Base of every error the domain raises on purpose."""
+
+    code: str = "internal"
+    kind: ErrorKind = ErrorKind.INVALID
+    title: str = "Request failed"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+def _error(name: str, code: str, kind: ErrorKind, title: str, base: type[EauthError] = EauthError):
+    return type(name, (base,), {"code": code, "kind": kind, "title": title, "__doc__": title + "."})
+
+
+# Input validation
+class InvalidInput(EauthError):
+    """The request is malformed or a value is out of range."""
+
+    code = "invalid_input"
+    kind = ErrorKind.INVALID
+    title = "Invalid input"
+
+
+class InvalidIdentifier(InvalidInput):
+    """An identity number (citizen ID, credit code) fails its format or check character."""
+
+    code = "invalid_identifier"
+    title = "Invalid identity number"
+
+    def __init__(self, detail: str, *, scheme: str, position: int | None = None) -> None:
+        super().__init__(detail, scheme=scheme, position=position)
+        self.scheme = scheme
+        self.position = position
+
+
+InvalidCsr = _error("InvalidCsr", "invalid_csr", ErrorKind.INVALID, "Malformed certificate request", InvalidInput)
+CsrSignatureInvalid = _error(
+    "CsrSignatureInvalid", "csr_signature_invalid", ErrorKind.INVALID,
+    "Certificate request signature does not verify (no proof of possession)", InvalidInput,
+)
+WeakKey = _error("WeakKey", "weak_key", ErrorKind.INVALID, "Key too weak or of an unsupported type", InvalidInput)
+UnknownProfile = _error("UnknownProfile", "unknown_profile", ErrorKind.INVALID, "Unknown certificate profile", InvalidInput)
+UnsupportedAlgorithm = _error(
+    "UnsupportedAlgorithm", "unsupported_algorithm", ErrorKind.INVALID, "Unsupported algorithm", InvalidInput
+)
+
+# Authentication and authorization
+InvalidClient = _error("InvalidClient", "invalid_client", ErrorKind.UNAUTHENTICATED, "Client authentication failed")
+InvalidToken = _error("InvalidToken", "invalid_token", ErrorKind.UNAUTHENTICATED, "Access token invalid or expired")
+InsufficientScope = _error("InsufficientScope", "insufficient_scope", ErrorKind.FORBIDDEN, "Client lacks the required scope")
+Forbidden = _error("Forbidden", "forbidden", ErrorKind.FORBIDDEN, "Not allowed")
+
+# State
+NotFound = _error("NotFound", "not_found", ErrorKind.NOT_FOUND, "Not found")
+AlreadyExists = _error("AlreadyExists", "already_exists", ErrorKind.CONFLICT, "Already exists")
+NotInitialized = _error(
+    "NotInitialized", "not_initialized", ErrorKind.CONFIGURATION, "Platform not initialized (run `eauth init`)"
+)
+
+# Key store
+KeyStoreError = _error("KeyStoreError", "key_store_error", ErrorKind.UNAVAILABLE, "Key store unavailable")
+KeyStoreLocked = _error(
+    "KeyStoreLocked", "key_store_locked", ErrorKind.CONFIGURATION,
+    "Key store passphrase or PIN missing or wrong", KeyStoreError,
+)
+KeyNotFound = _error("KeyNotFound", "key_not_found", ErrorKind.CONFIGURATION, "Key not found in key store", KeyStoreError)

@@ -1,0 +1,64 @@
+"""All configuration, from ``EAUTH_*`` environment variables (or a ``.env`` file)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from eauth.errors import KeyStoreLocked
+
+
+class Settings(BaseSettings):
+    """Platform settings. Every field is ``EAUTH_<NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="EAUTH_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path("var"), description="Where the SQLite file, key files and documents live.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default: a SQLite file in the data dir. PostgreSQL: postgresql+psycopg://..."
+    )
+    key_backend: Literal["file", "pkcs11"] = Field("file", description="Where private keys live.")
+    key_passphrase: SecretStr | None = Field(None, description="Passphrase of the encrypted key files.")
+    key_passphrase_file: Path | None = Field(None, description="File holding the key-file passphrase.")
+    pkcs11_module: Path | None = Field(None, description="PKCS#11 library, e.g. /usr/lib/softhsm/libsofthsm2.so.")
+    pkcs11_token: str = Field("eauth", description="Label of the PKCS#11 token holding the platform keys.")
+    pkcs11_pin: SecretStr | None = Field(None, description="User PIN of the token.")
+    pkcs11_pin_file: Path | None = Field(None, description="File holding the token's user PIN.")
+    public_base_url: str = Field(
+        "http://127.0.0.1:8000", description="Base URL put into certificates (CRL, OCSP) and QR codes."
+    )
+    key_algorithm: Literal["ec-p256", "rsa-2048", "rsa-3072"] = Field(
+        "ec-p256", description="Algorithm of the keys `eauth init` creates."
+    )
+    platform_name: str = Field("eauth demo platform", description="Organization name in the CA certificates.")
+    access_token_ttl_seconds: int = Field(300, ge=30, le=3600, description="Lifetime of agency access tokens.")
+    max_request_bytes: int = Field(1 << 20, description="Largest request body accepted by the JSON/CSR endpoints.")
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'eauth.db').resolve()}"
+
+    def secret(self, value: SecretStr | None, file: Path | None, what: str) -> str:
+        """A secret from its variable or its file; refuses clearly when neither is set or readable."""
+        if value is not None and value.get_secret_value():
+            return value.get_secret_value()
+        if file is not None:
+            try:
+                text = file.read_text().strip()
+            except OSError as exc:
+                raise KeyStoreLocked(f"cannot read the {what} file {file}: {exc.strerror}") from None
+            if text:
+                return text
+            raise KeyStoreLocked(f"the {what} file {file} is empty")
+        env = {"key passphrase": "EAUTH_KEY_PASSPHRASE", "token PIN": "EAUTH_PKCS11_PIN"}[what]
+        raise KeyStoreLocked(f"no {what}: set {env} or {env}_FILE")
+
+    def key_store_passphrase(self) -> str:
+        return self.secret(self.key_passphrase, self.key_passphrase_file, "key passphrase")
+
+    def pkcs11_user_pin(self) -> str:
+        return self.secret(self.pkcs11_pin, self.pkcs11_pin_file, "token PIN")

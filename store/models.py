@@ -1,0 +1,134 @@
+"""SQLAlchemy models: the platform's persistent state. Schema changes go through Alembic migrations."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator):
+    """A timestamp that is always timezone-aware UTC on the way out (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime")
+        return value.astimezone(timezone.utc) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Agency(Base):
+    """A government body that registers subjects (acts as RA) and, later, issues licenses."""
+
+    __tablename__ = "agencies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    credit_code: Mapped[str | None] = mapped_column(String(18), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class ApiClient(Base):
+    """An OAuth2 client (client-credentials grant) belonging to an agency."""
+
+    __tablename__ = "api_clients"
+
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[str] = mapped_column(Text)  # space-separated, as in OAuth2
+    name: Mapped[str] = mapped_column(String(200))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Authority(Base):
+    """One of the platform's own certificates: root, issuing CAs, OCSP signer, TSA."""
+
+    __tablename__ = "authorities"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))  # root | issuing | ocsp | tsa
+    parent: Mapped[str | None] = mapped_column(ForeignKey("authorities.name"))
+    key_label: Mapped[str] = mapped_column(String(64))
+    serial: Mapped[str] = mapped_column(String(40), unique=True)
+    certificate_der: Mapped[bytes] = mapped_column(LargeBinary)
+    not_after: Mapped[datetime] = mapped_column(UtcDateTime())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Subject(Base):
+    """A person, enterprise or agency known to the platform.
+
+    The identity number is never stored in clear: ``id_number_ciphertext`` is AES-GCM under a platform
+    secret and ``id_number_index`` a keyed hash (blind index) for look-up by number. ``pseudonym`` is
+    the keyed identifier that certificates carry instead of the number.
+    """
+
+    __tablename__ = "subjects"
+    __table_args__ = (UniqueConstraint("kind", "id_number_index", name="uq_subjects_kind_index"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # person | enterprise | agency
+    name: Mapped[str] = mapped_column(String(200))
+    pseudonym: Mapped[str] = mapped_column(String(64), unique=True)
+    id_number_index: Mapped[str] = mapped_column(String(64))
+    id_number_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    registered_by: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Certificate(Base):
+    """An end-entity certificate issued by one of the issuing CAs, with its current status."""
+
+    __tablename__ = "certificates"
+    __table_args__ = (Index("ix_certificates_subject", "subject_id", "not_before"),)
+
+    serial: Mapped[str] = mapped_column(String(40), primary_key=True)  # lower-case hex
+    issuer: Mapped[str] = mapped_column(ForeignKey("authorities.name"))
+    profile: Mapped[str] = mapped_column(String(32))
+    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"))
+    subject_dn: Mapped[str] = mapped_column(Text)
+    not_before: Mapped[datetime] = mapped_column(UtcDateTime())
+    not_after: Mapped[datetime] = mapped_column(UtcDateTime())
+    status: Mapped[str] = mapped_column(String(16))  # valid | suspended | revoked
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    revocation_reason: Mapped[str | None] = mapped_column(String(32))
+    key_label: Mapped[str | None] = mapped_column(String(64))  # set when the platform keeps the key
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    der: Mapped[bytes] = mapped_column(LargeBinary)
+    requested_by: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())

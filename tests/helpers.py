@@ -1,0 +1,51 @@
+"""Test helpers: valid identity numbers made on demand, keys and CSRs."""
+
+from __future__ import annotations
+
+import itertools
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
+
+from ca.identifiers import gb11714_check, validate_citizen_id, validate_credit_code
+from eauth.errors import InvalidIdentifier
+
+PASSPHRASE = "correct horse battery staple"
+_counter = itertools.count(1)
+
+
+def _complete(body: str, alphabet: str, validate) -> str:
+    for check in alphabet:
+        try:
+            return validate(body + check)
+        except InvalidIdentifier:
+            continue
+    raise ValueError(f"no check character completes {body}")
+
+
+def citizen_id(n: int | None = None) -> str:
+    """A valid GB 11643 number, different for each ``n`` (or each call)."""
+    n = next(_counter) if n is None else n
+    return _complete(f"440305199001{(n // 28) % 12 + 1:02d}"[:12] + f"{n % 28 + 1:02d}{n % 1000:03d}", "0123456789X",
+                     validate_citizen_id)
+
+
+def credit_code(n: int | None = None) -> str:
+    """A valid GB 32100 code (with a valid embedded GB 11714 code), different for each ``n``."""
+    n = next(_counter) if n is None else n
+    org = f"{n % 10**8:08d}"
+    return _complete("91440300" + org + gb11714_check(org), "0123456789ABCDEFGHJKLMNPQRTUWXY", validate_credit_code)
+
+
+def ec_csr(common_name: str = "holder", key=None, hash_algorithm=None) -> tuple[bytes, object]:
+    """A PEM CSR and its key."""
+    key = key or ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+        .sign(key, hash_algorithm or hashes.SHA256())
+    )
+    return csr.public_bytes(Encoding.PEM), key
