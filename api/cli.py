@@ -66,6 +66,31 @@ def serve(
                 log_level="info", proxy_headers=True)
 
 
+DEMO_AGENCY = ("demo-amr", "演示市场监督管理局 (Demo Administration for Market Regulation)", "114403000000019001")
+
+
+@app.command("seed-demo")
+def seed_demo() -> None:
+    """Register a demo agency and an API client with every scope; the client's credentials go to
+    ``<data dir>/demo-client.json``. Does nothing if the demo agency exists."""
+    p = _platform()
+    code, name, credit_code = DEMO_AGENCY
+    credentials_file = Path(p.settings.data_dir) / "demo-client.json"
+    with p.db.session() as session:
+        try:
+            agency_by_code(session, code)
+        except NotFound:
+            add_agency(session, code=code, name=name, credit_code=credit_code)
+            client, secret = add_client(session, agency_code=code, name="demo client", scopes=set(SCOPES))
+            _write_new(credentials_file, json.dumps(
+                {"client_id": client.client_id, "client_secret": secret, "scopes": sorted(client.scopes)}, indent=1
+            ).encode())
+            out.print(f"demo agency [bold]{code}[/bold] and client {client.client_id} created; "
+                      f"credentials in {credentials_file}")
+            return
+    out.print(f"demo agency {code} already present; credentials in {credentials_file}")
+
+
 @agency_app.command("add")
 def agency_add(
     code: Annotated[str, typer.Argument(help="Short unique code, e.g. 'scjg-gd'.")],

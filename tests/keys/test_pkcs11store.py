@@ -131,23 +131,34 @@ def test_certificate_and_crl_signed_on_the_token_verify(request, signer_fixture,
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_ocsp_response_signed_on_the_token_verifies(ec_signer):
-    cert = self_signed(ec_signer)
+@pytest.mark.parametrize("signer_fixture", ["ec_signer", "rsa_signer"])
+@pytest.mark.parametrize("encoding", list(ocsp.OCSPResponderEncoding))
+def test_ocsp_response_signed_on_the_token_verifies(request, signer_fixture, encoding):
+    signer = request.getfixturevalue(signer_fixture)
+    cert = self_signed(signer)
     builder = (
         ocsp.OCSPResponseBuilder()
         .add_response(
             cert=cert, issuer=cert, algorithm=hashes.SHA256(), cert_status=ocsp.OCSPCertStatus.GOOD,
             this_update=NOW, next_update=NOW + dt.timedelta(hours=1), revocation_time=None, revocation_reason=None,
         )
-        .responder_id(ocsp.OCSPResponderEncoding.HASH, cert)
+        .responder_id(encoding, cert)
         .certificates([cert])
+        .add_extension(x509.OCSPNonce(b"\x01" * 16), critical=False)
     )
-    response = sign_ocsp_response(builder, ec_signer)
+    response = sign_ocsp_response(builder, signer)
     reloaded = ocsp.load_der_ocsp_response(response.public_bytes(Encoding.DER))
     assert reloaded.response_status is ocsp.OCSPResponseStatus.SUCCESSFUL
     assert reloaded.serial_number == cert.serial_number
+    assert reloaded.certificate_status is ocsp.OCSPCertStatus.GOOD
+    assert reloaded.certificates == [cert]
+    assert reloaded.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce == b"\x01" * 16
     assert reloaded.signature_hash_algorithm.name == "sha256"
-    verify(ec_signer, reloaded.signature, reloaded.tbs_response_bytes)
+    if encoding is ocsp.OCSPResponderEncoding.HASH:
+        assert reloaded.responder_key_hash == x509.SubjectKeyIdentifier.from_public_key(signer.public_key).digest
+    else:
+        assert reloaded.responder_name == cert.subject
+    verify(signer, reloaded.signature, reloaded.tbs_response_bytes)
 
 
 def test_wrong_pin_is_refused(softhsm_token):
