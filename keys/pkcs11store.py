@@ -176,7 +176,8 @@ class Pkcs11Secret:
         nonce = secrets.token_bytes(_NONCE_BYTES)
         with self._token.calls() as t:
             key = t.key("aes", self._label)
-            return nonce + key.encrypt(plaintext, mechanism=Mechanism.AES_GCM, mechanism_param=GCMParams(nonce, associated_data))
+            param = GCMParams(nonce, associated_data)
+            return nonce + key.encrypt(plaintext, mechanism=Mechanism.AES_GCM, mechanism_param=param)
 
     def decrypt(self, ciphertext: bytes, *, associated_data: bytes) -> bytes:
         """The plaintext, or cryptography's InvalidTag (as the file store) if the data or associated data differ."""

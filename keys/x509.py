@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 
-from keys.base import KeyAlgorithm, Signer, SoftwareSigner
+from keys.base import KeyAlgorithm, Signer
 
 
 @cache
@@ -33,7 +33,7 @@ def _placeholder_key(is_rsa: bool) -> PrivateKeyTypes:
 
 @cache
 def _placeholder_responder(is_rsa: bool) -> x509.Certificate:
-    """A certificate for the placeholder key: cryptography refuses an OCSP responder cert whose key is not the signing key."""
+    """A certificate for the placeholder key: cryptography refuses an OCSP responder whose key is not the signer's."""
     key = _placeholder_key(is_rsa)
     name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "placeholder")])
     now = dt.datetime.now(dt.timezone.utc)
@@ -49,10 +49,15 @@ def _responder_id(cert: x509.Certificate, encoding: ocsp.OCSPResponderEncoding) 
     return asn1_ocsp.ResponderId({"by_key": spki.sha1})
 
 
+def _loaded_key(signer: Signer) -> PrivateKeyTypes | None:
+    # Not isinstance(signer, SoftwareSigner): a runtime Protocol check costs more than signing here.
+    return getattr(signer, "private_key", None)
+
+
 def sign_certificate(builder: x509.CertificateBuilder, signer: Signer) -> x509.Certificate:
     """``builder`` signed by ``signer`` with SHA-256."""
-    if isinstance(signer, SoftwareSigner):
-        return builder.sign(signer.private_key, hashes.SHA256())
+    if (key := _loaded_key(signer)) is not None:
+        return builder.sign(key, hashes.SHA256())
     draft = builder.sign(_placeholder_key(signer.algorithm.is_rsa), hashes.SHA256())
     cert = asn1_x509.Certificate.load(draft.public_bytes(Encoding.DER))
     cert["signature_value"] = signer.sign(draft.tbs_certificate_bytes)
@@ -61,8 +66,8 @@ def sign_certificate(builder: x509.CertificateBuilder, signer: Signer) -> x509.C
 
 def sign_crl(builder: x509.CertificateRevocationListBuilder, signer: Signer) -> x509.CertificateRevocationList:
     """``builder`` signed by ``signer`` with SHA-256."""
-    if isinstance(signer, SoftwareSigner):
-        return builder.sign(signer.private_key, hashes.SHA256())
+    if (key := _loaded_key(signer)) is not None:
+        return builder.sign(key, hashes.SHA256())
     draft = builder.sign(_placeholder_key(signer.algorithm.is_rsa), hashes.SHA256())
     crl = asn1_crl.CertificateList.load(draft.public_bytes(Encoding.DER))
     crl["signature"] = signer.sign(draft.tbs_certlist_bytes)
@@ -71,8 +76,8 @@ def sign_crl(builder: x509.CertificateRevocationListBuilder, signer: Signer) -> 
 
 def sign_ocsp_response(builder: ocsp.OCSPResponseBuilder, signer: Signer) -> ocsp.OCSPResponse:
     """``builder`` signed by ``signer`` with SHA-256."""
-    if isinstance(signer, SoftwareSigner):
-        return builder.sign(signer.private_key, hashes.SHA256())
+    if (key := _loaded_key(signer)) is not None:
+        return builder.sign(key, hashes.SHA256())
     # The draft names a placeholder responder (cryptography checks it against the signing key); the real
     # responder's ID goes into the TBS data before it is signed. The builder keeps its parts in private
     # attributes, read here because it offers no other way to swap the responder.

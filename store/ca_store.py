@@ -2,46 +2,42 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timezone
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+
+from sqlalchemy import Row, bindparam, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from ca.records import AuthorityRecord, CertificateRecord, SubjectRecord
 from store.models import Authority, Certificate, Subject
 
 
-def _subject(row: Subject) -> SubjectRecord:
-    return SubjectRecord(
-        id=row.id,
-        kind=row.kind,
-        name=row.name,
-        pseudonym=row.pseudonym,
-        id_number_index=row.id_number_index,
-        id_number_ciphertext=row.id_number_ciphertext,
-        registered_by=row.registered_by,
-    )
+_SUBJECTS = Subject.__table__
+_CERTIFICATES = Certificate.__table__
+# Statements built once: issuance runs them per request, and building them costs more than running them.
+_SUBJECT_BY_INDEX = select(_SUBJECTS).where(
+    _SUBJECTS.c.kind == bindparam("kind"), _SUBJECTS.c.id_number_index == bindparam("index")
+)
+_CERTIFICATE_BY_SERIAL = select(_CERTIFICATES).where(_CERTIFICATES.c.serial == bindparam("serial"))
+_INSERT_CERTIFICATE = insert(_CERTIFICATES)
 
 
-def _certificate(row: Certificate) -> CertificateRecord:
-    return CertificateRecord(
-        serial=row.serial,
-        issuer=row.issuer,
-        profile=row.profile,
-        subject_id=row.subject_id,
-        subject_dn=row.subject_dn,
-        not_before=row.not_before,
-        not_after=row.not_after,
-        status=row.status,
-        sha256=row.sha256,
-        der=row.der,
-        key_label=row.key_label,
-        requested_by=row.requested_by,
-        created_at=row.created_at,
-    )
+def _subject(row: Row) -> SubjectRecord:
+    return SubjectRecord(**{f: getattr(row, f) for f in SubjectRecord.__slots__})
+
+
+def _certificate(row: Row) -> CertificateRecord:
+    return CertificateRecord(**{f: getattr(row, f) for f in CertificateRecord.__slots__})
+
+
+_INSERT_IGNORING_CONFLICTS = {
+    "postgresql": postgresql.insert(_SUBJECTS).on_conflict_do_nothing(),
+    "sqlite": sqlite.insert(_SUBJECTS).on_conflict_do_nothing(),
+}
 
 
 class SqlCaStore:
@@ -78,69 +74,38 @@ class SqlCaStore:
         self.session.flush()
 
     def subject_by_index(self, kind: str, id_number_index: str) -> SubjectRecord | None:
-        row = self.session.scalar(
-            select(Subject).where(Subject.kind == kind, Subject.id_number_index == id_number_index)
-        )
+        row = self.session.execute(_SUBJECT_BY_INDEX, {"kind": kind, "index": id_number_index}).first()
         return _subject(row) if row else None
 
     def subject(self, subject_id: str) -> SubjectRecord | None:
-        row = self.session.get(Subject, subject_id)
+        row = self.session.execute(select(_SUBJECTS).where(_SUBJECTS.c.id == subject_id)).first()
         return _subject(row) if row else None
 
     def get_or_add_subject(self, record: SubjectRecord) -> SubjectRecord:
-        for _ in range(2):
-            row = self.session.scalar(
-                select(Subject).where(Subject.kind == record.kind, Subject.id_number_index == record.id_number_index)
-            )
-            if row is not None:
-                if row.name != record.name:
-                    row.name = record.name
-                return _subject(row)
-            try:
-                with self.session.begin_nested():
-                    self.session.add(
-                        Subject(
-                            id=record.id,
-                            kind=record.kind,
-                            name=record.name,
-                            pseudonym=record.pseudonym,
-                            id_number_index=record.id_number_index,
-                            id_number_ciphertext=record.id_number_ciphertext,
-                            registered_by=record.registered_by,
-                            created_at=datetime.now(timezone.utc),
-                        )
-                    )
-                return record
-            except IntegrityError:
-                continue  # registered concurrently by another request: read theirs
-        raise RuntimeError("subject neither insertable nor found")
+        # Issuance is the hot path: Core statements, and INSERT .. ON CONFLICT DO NOTHING so that two
+        # agencies registering the same person at once both end up with the one stored subject.
+        found = self.subject_by_index(record.kind, record.id_number_index)
+        if found is None:
+            values = {f: getattr(record, f) for f in SubjectRecord.__slots__} | {"created_at": datetime.now(timezone.utc)}
+            self.session.execute(_INSERT_IGNORING_CONFLICTS[self.session.get_bind().dialect.name], values)
+            found = self.subject_by_index(record.kind, record.id_number_index)
+        if found.name != record.name:
+            self.session.execute(update(_SUBJECTS).where(_SUBJECTS.c.id == found.id).values(name=record.name))
+            found = replace(found, name=record.name)
+        return found
 
     def add_certificate(self, record: CertificateRecord) -> None:
-        self.session.add(
-            Certificate(
-                serial=record.serial,
-                issuer=record.issuer,
-                profile=record.profile,
-                subject_id=record.subject_id,
-                subject_dn=record.subject_dn,
-                not_before=record.not_before,
-                not_after=record.not_after,
-                status=record.status,
-                sha256=record.sha256,
-                der=record.der,
-                key_label=record.key_label,
-                requested_by=record.requested_by,
-                created_at=record.created_at,
-            )
-        )
-        self.session.flush()
+        self.session.execute(_INSERT_CERTIFICATE, {f: getattr(record, f) for f in CertificateRecord.__slots__})
 
     def certificate(self, serial: str) -> CertificateRecord | None:
-        row = self.session.get(Certificate, serial.lower().lstrip("0") or "0")
+        serial = serial.lower().lstrip("0") or "0"
+        row = self.session.execute(_CERTIFICATE_BY_SERIAL, {"serial": serial}).first()
         return _certificate(row) if row else None
 
     def certificates_of_subject(self, subject_id: str) -> list[CertificateRecord]:
-        rows = self.session.scalars(
-            select(Certificate).where(Certificate.subject_id == subject_id).order_by(Certificate.not_before.desc())
+        rows = self.session.execute(
+            select(_CERTIFICATES)
+            .where(_CERTIFICATES.c.subject_id == subject_id)
+            .order_by(_CERTIFICATES.c.not_before.desc(), _CERTIFICATES.c.created_at.desc())
         )
         return [_certificate(r) for r in rows]
