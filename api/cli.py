@@ -57,13 +57,14 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    access_log: Annotated[bool, typer.Option(help="Log every request (costs throughput).")] = False,
 ) -> None:
     """Serve the HTTP API (OpenAPI at /docs)."""
     import uvicorn
 
     _platform().close()  # refuse to start (wrong passphrase, no init) before binding the port
     uvicorn.run("api.http:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level="info", proxy_headers=True)
+                log_level="info", access_log=access_log, proxy_headers=True)
 
 
 DEMO_AGENCY = ("demo-amr", "演示市场监督管理局 (Demo Administration for Market Regulation)", "114403000000019001")
@@ -221,3 +222,7 @@ def main() -> None:
     except OSError as exc:
         err.print(f"[red]error[/red]: {exc.strerror or exc}: {exc.filename or ''}", highlight=False)
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
