@@ -225,7 +225,8 @@ def test_serial_numbers_are_128_random_bits(platform, agency, authorities, end_e
     assert union == 2**128 - 1
     assert min(serials) >= 2**64
     assert len({s >> 64 for s in serials}) == 50  # not a counter under a fixed prefix
-    others = [c.serial_number for c in authorities.values()] + [i.certificate.serial_number for i in end_entities.values()]
+    others = [c.serial_number for c in authorities.values()]
+    others += [i.certificate.serial_number for i in end_entities.values()]
     assert all(0 < s < 2**128 for s in others)
 
 
