@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from cryptography.hazmat.primitives.serialization import Encoding
+from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from api.platform import Platform, initialize_platform
@@ -49,7 +52,7 @@ def init() -> None:
         out.print("Database schema brought up to date.")
     for name in result.created:
         out.print(f"created [bold]{name}[/bold]")
-    out.print(f"Platform initialized in {settings.data_dir} with {settings.key_backend} keys.")
+    out.print(f"Platform initialized in {escape(str(settings.data_dir))} with {settings.key_backend} keys.")
 
 
 @app.command()
@@ -87,9 +90,9 @@ def seed_demo() -> None:
                 {"client_id": client.client_id, "client_secret": secret, "scopes": sorted(client.scopes)}, indent=1
             ).encode())
             out.print(f"demo agency [bold]{code}[/bold] and client {client.client_id} created; "
-                      f"credentials in {credentials_file}")
+                      f"credentials in {escape(str(credentials_file))}")
             return
-    out.print(f"demo agency {code} already present; credentials in {credentials_file}")
+    out.print(f"demo agency {code} already present; credentials in {escape(str(credentials_file))}")
 
 
 @agency_app.command("add")
@@ -116,7 +119,7 @@ def agency_list() -> None:
         rows = list_agencies(session)
     table = Table("id", "code", "name", "credit code")
     for a in rows:
-        table.add_row(str(a.id), a.code, a.name, a.credit_code or "")
+        table.add_row(str(a.id), a.code, escape(a.name), a.credit_code or "")
     out.print(table)
 
 
@@ -151,6 +154,8 @@ def cert_issue(
 ) -> None:
     """Issue a certificate for a verified subject."""
     prof = profile(profile_name)
+    if csr is not None and (p12 is not None or p12_password_file is not None):
+        raise InvalidInput("--p12 and --p12-password-file are for a server-made key; not with --csr")
     password = None
     if csr is None and p12_password_file is not None:
         password = p12_password_file.read_text().strip()
@@ -167,24 +172,26 @@ def cert_issue(
             csr=csr.read_bytes() if csr else None,
             pkcs12_password=password,
         )
+        if issued.pkcs12 is not None:
+            # Within the transaction: if the only copy of the key can't be written, nothing is issued.
+            _write_new(p12, issued.pkcs12)
     pem = issued.record.certificate.public_bytes(Encoding.PEM)
     if issued.pkcs12 is not None:
-        _write_new(p12, issued.pkcs12)
-        out.print(f"key and certificate written to {p12}")
+        out.print(f"key and certificate written to {escape(str(p12))}")
     if out_file:
         out_file.write_bytes(pem)
-    out.print(f"issued serial [bold]{issued.record.serial}[/bold] to {issued.record.subject_dn}")
+    out.print(f"issued serial [bold]{issued.record.serial}[/bold] to {escape(issued.record.subject_dn)}")
     if not out_file and issued.pkcs12 is None:
         sys.stdout.write(pem.decode())
 
 
 def _write_new(path: Path, data: bytes) -> None:
     try:
-        with open(path, "xb") as f:
+        # Created 0600, never readable by others even for a moment: it holds a key or a secret.
+        with open(path, "xb", opener=lambda name, flags: os.open(name, flags, 0o600)) as f:
             f.write(data)
     except FileExistsError:
         raise InvalidInput(f"{path} already exists; not overwriting a key file") from None
-    path.chmod(0o600)
 
 
 @cert_app.command("show")
@@ -208,19 +215,27 @@ def cert_show(
         ("not after", record.not_after.isoformat()), ("sha256", record.sha256),
         ("key kept by platform", "yes" if record.key_label else "no"),
     ):
-        table.add_row(key, value)
+        table.add_row(key, escape(value))
     out.print(table)
 
 
 def main() -> None:
-    """Run the CLI; a domain error is one line on stderr and a non-zero exit, never a traceback."""
+    """Run the CLI; a domain error is one line on stderr and a non-zero exit, never a traceback.
+    Messages are printed as text, not rich markup: they may quote user input such as ``[/x]``."""
     try:
         app()
     except EauthError as exc:
-        err.print(f"[red]error[/red] ({exc.code}): {exc.detail}", highlight=False)
+        err.print(f"[red]error[/red] ({exc.code}): {escape(exc.detail)}", highlight=False)
         sys.exit(2 if exc.kind.value == "configuration" else 1)
+    except ValidationError as exc:  # from Settings: an EAUTH_* variable out of range or of the wrong type
+        problems = "; ".join(
+            f"EAUTH_{'_'.join(str(part) for part in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        err.print(f"[red]error[/red] (configuration): {escape(problems)}", highlight=False)
+        sys.exit(2)
     except OSError as exc:
-        err.print(f"[red]error[/red]: {exc.strerror or exc}: {exc.filename or ''}", highlight=False)
+        message = f"{exc.strerror or exc}: {exc.filename or ''}"
+        err.print(f"[red]error[/red]: {escape(message)}", highlight=False)
         sys.exit(1)
 
 

@@ -35,6 +35,8 @@ def problem(status: int, code: str, title: str, detail: str, **extra) -> JSONRes
     headers = {}
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer error="invalid_token"' if code == "invalid_token" else "Basic"
+    if code == "insufficient_scope":
+        headers["WWW-Authenticate"] = 'Bearer error="insufficient_scope"'
     if status == 503:
         headers["Retry-After"] = "5"
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)

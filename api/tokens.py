@@ -18,6 +18,7 @@ from keys.base import Signer
 
 TOKEN_KEY_LABEL = "api-token"
 AUDIENCE = "eauth-api"
+_MEMO_SIZE = 10_000
 
 
 class _KeyStoreES256(Algorithm):
@@ -68,6 +69,7 @@ class TokenService:
         self.jwk = json.loads(ECAlgorithm.to_jwk(signer.public_key))
         self.kid = _thumbprint(self.jwk)
         self.jwk |= {"kid": self.kid, "use": "sig", "alg": "ES256"}
+        self._verified: dict[str, AccessToken] = {}
 
     def issue(self, *, client_id: str, agency_id: int, scopes: frozenset[str]) -> tuple[str, int]:
         """A token and its lifetime in seconds."""
@@ -87,7 +89,21 @@ class TokenService:
         return token, self.ttl_seconds
 
     def verify(self, token: str) -> AccessToken:
-        """The token's meaning if it is ours, intact and unexpired; InvalidToken otherwise."""
+        """The token's meaning if it is ours, intact and unexpired; InvalidToken otherwise.
+
+        A verified token is remembered by this process until it expires, sparing an ECDSA verification
+        per request; the memo is an optimisation only (any process verifies any token from scratch).
+        """
+        known = self._verified.get(token)
+        if known is not None and known.expires_at > time.time():
+            return known
+        verified = self._verify(token)
+        if len(self._verified) >= _MEMO_SIZE:
+            self._verified.clear()
+        self._verified[token] = verified
+        return verified
+
+    def _verify(self, token: str) -> AccessToken:
         try:
             header = jwt.get_unverified_header(token)
             if header.get("kid") != self.kid or header.get("alg") != "ES256":

@@ -147,7 +147,10 @@ def _http_rates(settings_env: dict[str, str], csr: bytes, seconds: float) -> tup
 def run(*, seconds: float) -> list[dict]:
     data_dir = Path(tempfile.mkdtemp(prefix="eauth-bench-"))
     env = {"EAUTH_DATA_DIR": str(data_dir), "EAUTH_KEY_PASSPHRASE": "bench passphrase"}
-    settings = Settings(_env_file=None, data_dir=data_dir, key_passphrase=env["EAUTH_KEY_PASSPHRASE"])
+    if os.environ.get("EAUTH_DATABASE_URL"):
+        env["EAUTH_DATABASE_URL"] = os.environ["EAUTH_DATABASE_URL"]
+    settings = Settings(_env_file=None, data_dir=data_dir, key_passphrase=env["EAUTH_KEY_PASSPHRASE"],
+                        database_url=env.get("EAUTH_DATABASE_URL"))
     initialize_platform(settings)
     platform = Platform.open(settings)
     try:

@@ -169,7 +169,7 @@ def _authority_content(spec: AuthoritySpec, *, organization: str, public_key, no
         [
             x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
-            x509.NameAttribute(NameOID.COMMON_NAME, f"{organization} {spec.common_name}"[:64]),
+            x509.NameAttribute(NameOID.COMMON_NAME, _common_name(f"{organization} {spec.common_name}")),
         ]
     )
     not_after = now + spec.validity if parent_not_after is None else min(now + spec.validity, parent_not_after)
@@ -259,20 +259,26 @@ class IssuedCertificate:
     pkcs12: bytes | None = None
 
 
+def _common_name(name: str) -> str:
+    """``name`` cut to the 64 UTF-8 bytes cryptography allows in a commonName, at a character boundary
+    (a long Chinese organisation name is more than 64 bytes; organizationName keeps it whole)."""
+    return name.encode()[:64].decode(errors="ignore")
+
+
 def _subject_name(identity: SubjectIdentity, pseudonym: str) -> x509.Name:
     if identity.kind is SubjectKind.PERSON:
         attributes = [
             x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
             x509.NameAttribute(NameOID.SERIAL_NUMBER, pseudonym),
-            x509.NameAttribute(NameOID.COMMON_NAME, identity.name[:64]),
+            x509.NameAttribute(NameOID.COMMON_NAME, _common_name(identity.name)),
         ]
     else:
         # ETSI EN 319 412-1 semantics identifier: NTR (national trade register), country CN.
         attributes = [
             x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, identity.name[:64]),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, identity.name),
             x509.NameAttribute(NameOID.ORGANIZATION_IDENTIFIER, f"NTRCN-{identity.id_number}"),
-            x509.NameAttribute(NameOID.COMMON_NAME, identity.name[:64]),
+            x509.NameAttribute(NameOID.COMMON_NAME, _common_name(identity.name)),
         ]
     return x509.Name(attributes)
 
@@ -329,10 +335,7 @@ class CertificateAuthority:
         key_label = None
         if csr is not None:
             public_key = parse_csr(csr).public_key()
-        elif prof.key_custody is KeyCustody.PLATFORM:
-            key_label = f"ee-{serial:032x}"
-            public_key = self.keys.generate(key_label, self.key_algorithm).public_key
-        else:
+        elif prof.key_custody is KeyCustody.HOLDER:
             if pkcs12_password is None or len(pkcs12_password) < MIN_PKCS12_PASSWORD:
                 raise InvalidInput(
                     f"a server-made key needs a PKCS#12 password of at least {MIN_PKCS12_PASSWORD} characters"
@@ -341,24 +344,32 @@ class CertificateAuthority:
             public_key = holder_key.public_key()
         issuer, issuer_signer = self.issuer(store, prof.issuer)
         subject_record = store.get_or_add_subject(self.identities.new_record(identity, registered_by=requested_by))
-        certificate = self._sign(prof, identity, subject_record.pseudonym, public_key, serial, issuer, issuer_signer)
-        der = certificate.public_bytes(serialization.Encoding.DER)
-        record = CertificateRecord(
-            serial=f"{serial:x}",
-            issuer=issuer.name,
-            profile=prof.name,
-            subject_id=subject_record.id,
-            subject_dn=certificate.subject.rfc4514_string(),
-            not_before=certificate.not_valid_before_utc,
-            not_after=certificate.not_valid_after_utc,
-            status="valid",
-            sha256=hashlib.sha256(der).hexdigest(),
-            der=der,
-            key_label=key_label,
-            requested_by=requested_by,
-            created_at=self.clock(),
-        )
-        store.add_certificate(record)
+        if csr is None and prof.key_custody is KeyCustody.PLATFORM:
+            key_label = f"ee-{serial:032x}"
+            public_key = self.keys.generate(key_label, self.key_algorithm).public_key
+        try:
+            certificate = self._sign(prof, identity, subject_record.pseudonym, public_key, serial, issuer, issuer_signer)
+            der = certificate.public_bytes(serialization.Encoding.DER)
+            record = CertificateRecord(
+                serial=f"{serial:x}",
+                issuer=issuer.name,
+                profile=prof.name,
+                subject_id=subject_record.id,
+                subject_dn=certificate.subject.rfc4514_string(),
+                not_before=certificate.not_valid_before_utc,
+                not_after=certificate.not_valid_after_utc,
+                status="valid",
+                sha256=hashlib.sha256(der).hexdigest(),
+                der=der,
+                key_label=key_label,
+                requested_by=requested_by,
+                created_at=self.clock(),
+            )
+            store.add_certificate(record)
+        except BaseException:
+            if key_label is not None:
+                self.keys.delete(key_label)  # a kept key whose certificate was never issued
+            raise
         p12 = None
         if holder_key is not None:
             p12 = _pkcs12(identity.name, holder_key, certificate, issuer.certificate, pkcs12_password)

@@ -9,6 +9,7 @@ can find a person by number without decrypting every row.
 from __future__ import annotations
 
 import base64
+import unicodedata
 import uuid
 from dataclasses import dataclass
 
@@ -18,6 +19,8 @@ from ca.records import SubjectRecord
 from eauth.errors import InvalidInput
 from keys.base import KeyStore
 
+#: X.509's upper bound for organizationName and commonName (RFC 5280 ub-organization-name, ub-common-name).
+MAX_NAME_LENGTH = 64
 PSEUDONYM_SECRET = "subject-pseudonym"
 INDEX_SECRET = "subject-index"
 ENCRYPTION_SECRET = "subject-encryption"
@@ -34,8 +37,10 @@ class SubjectIdentity:
     def validated(self) -> SubjectIdentity:
         """A copy with the number normalised; InvalidIdentifier naming the bad character otherwise."""
         name = " ".join(self.name.split())
-        if not name or len(name) > 128:
-            raise InvalidInput("subject name must be 1 to 128 characters")
+        if not name or len(name) > MAX_NAME_LENGTH:
+            raise InvalidInput(f"subject name must be 1 to {MAX_NAME_LENGTH} characters")
+        if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn") for c in name):
+            raise InvalidInput("subject name contains control, format or unassigned characters")
         if self.kind is SubjectKind.PERSON:
             number = validate_citizen_id(self.id_number)
         else:

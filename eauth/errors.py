@@ -75,6 +75,11 @@ UnsupportedAlgorithm = _error(
 # Authentication and authorization
 InvalidClient = _error("InvalidClient", "invalid_client", ErrorKind.UNAUTHENTICATED, "Client authentication failed")
 InvalidToken = _error("InvalidToken", "invalid_token", ErrorKind.UNAUTHENTICATED, "Access token invalid or expired")
+InvalidScope = _error(
+    "InvalidScope", "invalid_scope", ErrorKind.INVALID,
+    "Requested scope not granted to this client",  # RFC 6749 §5.2; a resource answers insufficient_scope
+    InvalidInput,
+)
 InsufficientScope = _error("InsufficientScope", "insufficient_scope", ErrorKind.FORBIDDEN, "Client lacks the required scope")
 Forbidden = _error("Forbidden", "forbidden", ErrorKind.FORBIDDEN, "Not allowed")
 

@@ -107,6 +107,11 @@ class KeyStore(Protocol):
 
     def has_key(self, label: str) -> bool: ...
 
+    def delete(self, label: str) -> None:
+        """Destroy the key pair under ``label`` (no error if there is none): undoes a ``generate`` whose
+        certificate was never issued."""
+        ...
+
     def secret(self, label: str) -> SecretKey:
         """The symmetric secret under ``label``, created on first use."""
         ...

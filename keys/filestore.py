@@ -134,6 +134,11 @@ class FileKeyStore:
             self._signers[label] = signer
         return signer
 
+    def delete(self, label: str) -> None:
+        self._key_path(label).unlink(missing_ok=True)
+        with self._lock:
+            self._signers.pop(label, None)
+
     def signer(self, label: str) -> SoftwareKeySigner:
         with self._lock:
             cached = self._signers.get(label)

@@ -48,6 +48,7 @@ _PRIVATE = {Attribute.PRIVATE: True, Attribute.SENSITIVE: True, Attribute.EXTRAC
 # What a label names, per kind of object: key pairs and secrets are separate namespaces, as in the file store.
 _KINDS: dict[str, dict[Attribute, Any]] = {
     "private": {Attribute.CLASS: ObjectClass.PRIVATE_KEY},
+    "public": {Attribute.CLASS: ObjectClass.PUBLIC_KEY},
     "aes": {Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.KEY_TYPE: KeyType.AES},
     "hmac": {Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.KEY_TYPE: KeyType.GENERIC_SECRET},
 }
@@ -117,6 +118,9 @@ class _Token:
 
     def remember(self, kind: str, label: str, obj: Any) -> None:
         self._found[(kind, label)] = obj
+
+    def forget(self, kind: str, label: str) -> None:
+        self._found.pop((kind, label), None)
 
 
 _tokens: dict[tuple[Path, str], _Token] = {}
@@ -227,6 +231,14 @@ class Pkcs11KeyStore:
             signer = Pkcs11Signer(self._token, label, _public_key(public))
         self._signers[label] = signer
         return signer
+
+    def delete(self, label: str) -> None:
+        with self._token.calls() as t:
+            for kind in ("private", "public"):
+                for obj in t.search(kind, label):
+                    obj.destroy()
+            t.forget("private", label)
+        self._signers.pop(label, None)
 
     def signer(self, label: str) -> Pkcs11Signer:
         cached = self._signers.get(label)

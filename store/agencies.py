@@ -99,7 +99,10 @@ def add_client(session: Session, *, agency_code: str, name: str, scopes: set[str
 
 def authenticate_client(session: Session, client_id: str, secret: str) -> ClientRecord:
     """The client if ``secret`` is its secret; InvalidClient (without saying which part was wrong) if not."""
-    row = session.get(ApiClient, client_id)
+    # An id no client can have (NUL, control characters, over-long) is unknown, not a query: PostgreSQL
+    # refuses NUL in text parameters with an error that would surface as a 500.
+    possible = len(client_id) <= 64 and client_id.isprintable()
+    row = session.get(ApiClient, client_id) if possible else None
     expected = row.secret_sha256 if row is not None else "0" * 64
     if row is None or row.disabled or not hmac.compare_digest(_secret_hash(secret), expected):
         raise InvalidClient("unknown client or wrong secret")

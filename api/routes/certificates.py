@@ -8,7 +8,7 @@ from typing import Annotated
 
 from cryptography.hazmat.primitives.serialization import Encoding
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from api.deps import platform, scoped
 from api.platform import Platform
@@ -25,13 +25,19 @@ router = APIRouter(prefix="/api/v1/certificates", tags=["certificates"])
 
 PEM_CHAIN = "application/pem-certificate-chain"
 PKIX_CERT = "application/pkix-cert"
+#: C0 and C1 control characters (NUL, newline, BEL ...) have no place in a certificate subject, and
+#: PostgreSQL refuses NUL in text columns.
+NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f-\x9f]+$"
 
 
 class CertificateRequest(BaseModel):
     """A certificate for a person, enterprise or agency whose identity the calling agency has verified."""
 
     profile: str = Field(description=f"One of: {', '.join(PROFILES)}.", examples=["citizen"])
-    name: str = Field(min_length=1, max_length=128, description="Verified name of the subject.")
+    name: str = Field(
+        min_length=1, max_length=128, pattern=NO_CONTROL_CHARACTERS,
+        description="Verified name of the subject (no control characters).",
+    )
     id_number: str = Field(
         min_length=1, max_length=32,
         description="Citizen ID (GB 11643) for persons, unified social credit code (GB 32100) otherwise.",
@@ -43,6 +49,17 @@ class CertificateRequest(BaseModel):
         None, max_length=200,
         description="Without a CSR, for holder-kept keys: password protecting the PKCS#12 returned once.",
     )
+
+    @field_validator("pkcs12_password")
+    @classmethod
+    def _encodable(cls, value: SecretStr | None) -> SecretStr | None:
+        # SecretStr, unlike str, lets a lone surrogate (JSON "\ud800") through, and it cannot become bytes.
+        if value is not None:
+            try:
+                value.get_secret_value().encode()
+            except UnicodeEncodeError:
+                raise ValueError("password must be valid Unicode text") from None
+        return value
 
 
 class CertificateView(BaseModel):
@@ -134,8 +151,8 @@ def get_certificate(
         if PKIX_CERT in accept:
             return Response(record.der, media_type=PKIX_CERT)
         if PEM_CHAIN in accept:
-            issuer, _signer = p.ca.issuer(store, record.issuer)
-            pem = record.certificate.public_bytes(Encoding.PEM) + issuer.certificate.public_bytes(Encoding.PEM)
+            issuer = store.authority(record.issuer).certificate
+            pem = record.certificate.public_bytes(Encoding.PEM) + issuer.public_bytes(Encoding.PEM)
             return Response(pem, media_type=PEM_CHAIN)
     return CertificateView(**_view(record))
 

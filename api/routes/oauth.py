@@ -6,12 +6,12 @@ import base64
 import binascii
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Form, Header
+from fastapi import APIRouter, Depends, Form, Header, Response
 from pydantic import BaseModel
 
 from api.deps import platform
 from api.platform import Platform
-from eauth.errors import InsufficientScope, InvalidClient
+from eauth.errors import InvalidClient, InvalidScope
 from store.agencies import authenticate_client
 
 router = APIRouter(prefix="/api/v1/oauth", tags=["auth"])
@@ -36,6 +36,7 @@ def _basic_credentials(authorization: str | None) -> tuple[str, str] | None:
 
 @router.post("/token", response_model=TokenResponse, summary="Client-credentials grant")
 def token(
+    response: Response,
     p: Annotated[Platform, Depends(platform)],
     grant_type: Annotated[Literal["client_credentials"], Form()],
     scope: Annotated[str | None, Form(max_length=1000)] = None,
@@ -53,6 +54,8 @@ def token(
     requested = frozenset(scope.split()) if scope else client.scopes
     if not requested <= client.scopes:
         missing = ", ".join(sorted(requested - client.scopes))
-        raise InsufficientScope(f"client {client.client_id} may not request scope(s): {missing}")
+        raise InvalidScope(f"client {client.client_id} may not request scope(s): {missing}")
     access_token, ttl = p.tokens.issue(client_id=client.client_id, agency_id=client.agency.id, scopes=requested)
+    response.headers["Cache-Control"] = "no-store"  # RFC 6749 §5.1: tokens must not be cached
+    response.headers["Pragma"] = "no-cache"
     return TokenResponse(access_token=access_token, expires_in=ttl, scope=" ".join(sorted(requested)))

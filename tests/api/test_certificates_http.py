@@ -263,6 +263,10 @@ def test_server_made_key_needs_a_pkcs12_password(api, platform, ra_headers, prof
         pytest.param({"profile": "citizen", "name": "张三", "id_number": "1" * 33}, id="id-number-too-long"),
         pytest.param({"profile": "citizen", "name": "张三", "id_number": "x", "csr": "A" * 16385}, id="csr-too-long"),
         pytest.param([], id="array-not-object"),
+        pytest.param({"profile": "citizen", "name": "张\x00三", "id_number": "x"}, id="nul-in-name"),
+        pytest.param({"profile": "citizen", "name": "张三\n", "id_number": "x"}, id="newline-in-name"),
+        pytest.param({"profile": "citizen", "name": "张\x07三", "id_number": "x"}, id="bel-in-name"),
+        pytest.param({"profile": "citizen", "name": "张\x85三", "id_number": "x"}, id="c1-control-in-name"),
     ],
 )
 def test_schema_violations_are_422_invalid_request(api, platform, ra_headers, body):
@@ -270,6 +274,46 @@ def test_schema_violations_are_422_invalid_request(api, platform, ra_headers, bo
         response = api.post(CERTIFICATES, json=body, headers=ra_headers)
     problem = assert_problem(response, 422, "invalid_request")
     assert problem["errors"] and all({"location", "message"} <= e.keys() for e in problem["errors"])
+
+
+def test_control_characters_in_name_refused_with_a_valid_request_otherwise(api, platform, ra_headers):
+    """Not just a failing id_number: a name with NUL would otherwise be signed into the certificate
+    (and PostgreSQL refuses to store it: a 500)."""
+    with nothing_stored(platform):
+        response = api.post(CERTIFICATES, json=citizen_request(name="张\x00三"), headers=ra_headers)
+    problem = assert_problem(response, 422, "invalid_request")
+    assert problem["errors"][0]["location"] == "body.name"
+
+
+@pytest.mark.parametrize("field", ["name", "id_number", "csr", "pkcs12_password"])
+def test_lone_surrogate_is_422_invalid_request(api, platform, ra_headers, field):
+    """JSON can carry "\\ud800", which no UTF-8 encoder accepts (SecretStr let it through: a 500)."""
+    body = citizen_request(pkcs12_password=PKCS12_PASSWORD) if field == "pkcs12_password" else citizen_request()
+    raw = json.dumps({**body, field: "\ud800" + body[field]})  # json.dumps escapes it as \ud800
+    with nothing_stored(platform):
+        response = api.post(CERTIFICATES, content=raw.encode(), headers={**ra_headers, "Content-Type": "application/json"})
+    assert_problem(response, 422, "invalid_request")
+    assert "ud800" not in response.text.lower()  # the input is not echoed back
+
+
+@pytest.mark.parametrize("profile_name", ["citizen", "agency-seal"])
+def test_long_chinese_name(api, platform, ra_headers, profile_name):
+    from fastapi.testclient import TestClient
+
+    client = TestClient(api.app, raise_server_exceptions=False)
+    name = "深圳市前海深港现代服务业合作区管理局综合服务中心"  # 24 characters, 72 bytes in UTF-8
+    number = citizen_id() if profile_name == "citizen" else credit_code()
+    body = {"profile": profile_name, "name": name, "id_number": number}
+    if profile_name == "citizen":
+        body["csr"] = ec_csr()[0].decode()
+    before = _state(platform)
+    response = client.post(CERTIFICATES, json=body, headers=ra_headers)
+    if response.status_code == 201:  # issued with the name shortened to fit
+        cert = x509.load_pem_x509_certificate(response.json()["certificate_pem"].encode())
+        assert name.startswith(cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
+    else:  # or refused as bad input, leaving nothing behind
+        assert_problem(response, 400, "invalid_input")
+        assert _state(platform) == before
 
 
 def test_malformed_json_is_422_invalid_request(api, platform, ra_headers):

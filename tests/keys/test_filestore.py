@@ -127,3 +127,12 @@ def test_tampered_secret_file_refused(store):
     path.write_bytes(bytes(data))
     with pytest.raises(KeyStoreLocked):
         FileKeyStore(store.directory, "pass phrase").secret("s")
+
+
+def test_delete(store):
+    store.generate("gone", KeyAlgorithm.EC_P256)
+    store.delete("gone")
+    assert not store.has_key("gone")
+    with pytest.raises(KeyNotFound):
+        store.signer("gone")
+    store.delete("gone")  # idempotent

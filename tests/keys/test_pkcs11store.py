@@ -239,3 +239,12 @@ def test_concurrent_signatures_all_verify(ec_signer):
     assert len(results) == 400
     for data, signature in results:
         verify(ec_signer, signature, data)
+
+
+def test_delete_destroys_both_halves(store):
+    store.generate("to-delete", KeyAlgorithm.EC_P256)
+    store.delete("to-delete")
+    assert not store.has_key("to-delete")
+    with pytest.raises(KeyNotFound):
+        store.signer("to-delete")
+    store.generate("to-delete", KeyAlgorithm.EC_P256)  # the label is free again: no public half left over
