@@ -6,7 +6,6 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PASSPHRASE_FILE := .secrets/key-passphrase
-export EAUTH_KEY_PASSPHRASE_FILE ?= $(abspath $(PASSPHRASE_FILE))
 
 .PHONY: run init test test-all test-postgres bench clean
 
@@ -20,6 +19,8 @@ $(VENV)/.installed: pyproject.toml
 $(PASSPHRASE_FILE):
 	mkdir -p $(dir $@) && chmod 700 $(dir $@)
 	umask 077 && $(PYTHON) -c "import secrets; print(secrets.token_urlsafe(32))" > $@
+
+init run: export EAUTH_KEY_PASSPHRASE_FILE ?= $(abspath $(PASSPHRASE_FILE))
 
 init: $(VENV)/.installed $(PASSPHRASE_FILE)
 	$(BIN)/eauth init

@@ -162,8 +162,8 @@ def run(*, seconds: float) -> list[dict]:
         subject = SubjectIdentity(SubjectKind.PERSON, "张三", CITIZEN_ID)
 
         def issue_in_process() -> None:
-            with platform.db.session() as session:
-                platform.ca.issue(SqlCaStore(session), profile_name="citizen", subject=subject,
+            with platform.db.transaction() as connection:
+                platform.ca.issue(SqlCaStore(connection), profile_name="citizen", subject=subject,
                                   requested_by=agency.id, csr=csr)
 
         with platform.db.session() as session:

@@ -6,6 +6,7 @@ import hashlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import datetime, timedelta, timezone
 
 from cryptography import x509
@@ -121,9 +122,7 @@ def build_certificate(
     if issuer is None:
         issuer_name, aki = content.subject, x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
     else:
-        issuer_ski = issuer.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-        issuer_name = issuer.certificate.subject
-        aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski)
+        issuer_name, aki = issuer.certificate.subject, _authority_key_identifier(issuer.certificate)
     builder = (
         x509.CertificateBuilder()
         .subject_name(content.subject)
@@ -144,24 +143,31 @@ def build_certificate(
     if content.ocsp_no_check:
         builder = builder.add_extension(x509.OCSPNoCheck(), critical=False)
     if issuer is not None and not content.ocsp_no_check:
-        builder = builder.add_extension(
-            x509.CRLDistributionPoints(
-                [x509.DistributionPoint([x509.UniformResourceIdentifier(urls.crl(issuer.name))], None, None, None)]
-            ),
-            critical=False,
-        ).add_extension(
-            x509.AuthorityInformationAccess(
-                [
-                    x509.AccessDescription(AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(urls.ocsp())),
-                    x509.AccessDescription(
-                        AuthorityInformationAccessOID.CA_ISSUERS,
-                        x509.UniformResourceIdentifier(urls.issuer_certificate(issuer.name)),
-                    ),
-                ]
-            ),
-            critical=False,
-        )
+        distribution_points, information_access = _status_pointers(issuer.name, urls)
+        builder = builder.add_extension(distribution_points, critical=False)
+        builder = builder.add_extension(information_access, critical=False)
     return sign_certificate(builder, issuer_signer)
+
+
+@lru_cache(maxsize=64)
+def _authority_key_identifier(issuer: x509.Certificate) -> x509.AuthorityKeyIdentifier:
+    ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
+
+
+@lru_cache(maxsize=64)
+def _status_pointers(issuer: str, urls: CaUrls) -> tuple[x509.CRLDistributionPoints, x509.AuthorityInformationAccess]:
+    """Where to find the status of a certificate ``issuer`` signs: its CRL, OCSP, the issuer's certificate."""
+    uri = x509.UniformResourceIdentifier
+    return (
+        x509.CRLDistributionPoints([x509.DistributionPoint([uri(urls.crl(issuer))], None, None, None)]),
+        x509.AuthorityInformationAccess(
+            [
+                x509.AccessDescription(AuthorityInformationAccessOID.OCSP, uri(urls.ocsp())),
+                x509.AccessDescription(AuthorityInformationAccessOID.CA_ISSUERS, uri(urls.issuer_certificate(issuer))),
+            ]
+        ),
+    )
 
 
 def _authority_content(spec: AuthoritySpec, *, organization: str, public_key, now: datetime, parent_not_after) -> CertificateContent:
@@ -343,7 +349,9 @@ class CertificateAuthority:
             holder_key = self.key_algorithm.generate_software_key()
             public_key = holder_key.public_key()
         issuer, issuer_signer = self.issuer(store, prof.issuer)
-        subject_record = store.get_or_add_subject(self.identities.new_record(identity, registered_by=requested_by))
+        subject_record = store.subject_by_index(identity.kind.value, self.identities.index(identity.kind, identity.id_number))
+        if subject_record is None or subject_record.name != identity.name:
+            subject_record = store.get_or_add_subject(self.identities.new_record(identity, registered_by=requested_by))
         if csr is None and prof.key_custody is KeyCustody.PLATFORM:
             key_label = f"ee-{serial:032x}"
             public_key = self.keys.generate(key_label, self.key_algorithm).public_key

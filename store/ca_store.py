@@ -10,12 +10,14 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from ca.records import AuthorityRecord, CertificateRecord, SubjectRecord
 from store.models import Authority, Certificate, Subject
 
 
+_AUTHORITIES = Authority.__table__
 _SUBJECTS = Subject.__table__
 _CERTIFICATES = Certificate.__table__
 # Statements built once: issuance runs them per request, and building them costs more than running them.
@@ -24,6 +26,11 @@ _SUBJECT_BY_INDEX = select(_SUBJECTS).where(
 )
 _CERTIFICATE_BY_SERIAL = select(_CERTIFICATES).where(_CERTIFICATES.c.serial == bindparam("serial"))
 _INSERT_CERTIFICATE = insert(_CERTIFICATES)
+
+
+def _authority(row: Row) -> AuthorityRecord:
+    certificate = x509.load_der_x509_certificate(row.certificate_der)
+    return AuthorityRecord(row.name, row.role, row.parent, row.key_label, certificate)
 
 
 def _subject(row: Row) -> SubjectRecord:
@@ -41,26 +48,28 @@ _INSERT_IGNORING_CONFLICTS = {
 
 
 class SqlCaStore:
-    """``CaStore`` within the caller's transaction."""
+    """``CaStore`` within the caller's transaction: an ORM session, or a bare connection (lighter, for
+    the issuance hot path). Only Core statements, so both work the same."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session | Connection) -> None:
         self.session = session
 
+    def _dialect(self) -> str:
+        bind = self.session if isinstance(self.session, Connection) else self.session.get_bind()
+        return bind.dialect.name
+
     def authority(self, name: str) -> AuthorityRecord | None:
-        row = self.session.get(Authority, name)
-        if row is None:
-            return None
-        cert = x509.load_der_x509_certificate(row.certificate_der)
-        return AuthorityRecord(row.name, row.role, row.parent, row.key_label, cert)
+        row = self.session.execute(select(_AUTHORITIES).where(_AUTHORITIES.c.name == name)).first()
+        return _authority(row) if row else None
 
     def authorities(self) -> list[AuthorityRecord]:
-        names = self.session.scalars(select(Authority.name).order_by(Authority.created_at, Authority.name))
-        return [self.authority(name) for name in names]
+        rows = self.session.execute(select(_AUTHORITIES).order_by(_AUTHORITIES.c.created_at, _AUTHORITIES.c.name))
+        return [_authority(row) for row in rows]
 
     def add_authority(self, record: AuthorityRecord) -> None:
         cert = record.certificate
-        self.session.add(
-            Authority(
+        self.session.execute(
+            insert(_AUTHORITIES).values(
                 name=record.name,
                 role=record.role,
                 parent=record.parent,
@@ -71,7 +80,6 @@ class SqlCaStore:
                 created_at=cert.not_valid_before_utc,
             )
         )
-        self.session.flush()
 
     def subject_by_index(self, kind: str, id_number_index: str) -> SubjectRecord | None:
         row = self.session.execute(_SUBJECT_BY_INDEX, {"kind": kind, "index": id_number_index}).first()
@@ -87,7 +95,7 @@ class SqlCaStore:
         found = self.subject_by_index(record.kind, record.id_number_index)
         if found is None:
             values = {f: getattr(record, f) for f in SubjectRecord.__slots__} | {"created_at": datetime.now(timezone.utc)}
-            self.session.execute(_INSERT_IGNORING_CONFLICTS[self.session.get_bind().dialect.name], values)
+            self.session.execute(_INSERT_IGNORING_CONFLICTS[self._dialect()], values)
             found = self.subject_by_index(record.kind, record.id_number_index)
         if found.name != record.name:
             self.session.execute(update(_SUBJECTS).where(_SUBJECTS.c.id == found.id).values(name=record.name))

@@ -11,7 +11,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -58,6 +58,15 @@ class Database:
                     yield session
             except OperationalError as exc:
                 raise DatabaseUnavailable(f"database error: {exc.orig}") from None
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A bare connection in one transaction, for Core-only hot paths (no ORM session to set up)."""
+        try:
+            with self.engine.begin() as connection:
+                yield connection
+        except OperationalError as exc:
+            raise DatabaseUnavailable(f"database error: {exc.orig}") from None
 
     def _alembic_config(self) -> Config:
         config = Config()

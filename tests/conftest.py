@@ -22,6 +22,10 @@ from store.agencies import add_agency, add_client
 from tests.helpers import PASSPHRASE
 
 REQUIRE_INTEROP = os.environ.get("EAUTH_REQUIRE_INTEROP") == "1"
+# The platform's own settings come from each test, never from the shell that runs the suite.
+for _name in [n for n in os.environ if n.startswith("EAUTH_")]:
+    if _name not in ("EAUTH_TEST_DATABASE_URL", "EAUTH_REQUIRE_INTEROP"):
+        del os.environ[_name]
 
 
 def require_tool(name: str) -> str:

@@ -115,9 +115,9 @@ def request_certificate(
     possession checked), or with a key made by the server."""
     kind = profile(body.profile).subject_kind
     password = body.pkcs12_password.get_secret_value() if body.pkcs12_password else None
-    with p.db.session() as session:
+    with p.db.transaction() as connection:
         issued = p.ca.issue(
-            SqlCaStore(session),
+            SqlCaStore(connection),
             profile_name=body.profile,
             subject=SubjectIdentity(kind, body.name, body.id_number),
             requested_by=token.agency_id,
