@@ -14,14 +14,15 @@ from eauth.errors import InvalidToken
 _bearer = HTTPBearer(auto_error=False, description="Access token from POST /api/v1/oauth/token")
 
 
-def platform(request: Request) -> Platform:
+async def platform(request: Request) -> Platform:
+    # async (no I/O): a sync dependency would cost a thread-pool round trip on every request.
     return request.app.state.platform
 
 
 def scoped(scope: str) -> Callable[..., AccessToken]:
     """A dependency that authenticates the bearer token and requires ``scope``."""
 
-    def dependency(
+    async def dependency(
         credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
         p: Platform = Depends(platform),
     ) -> AccessToken:

@@ -108,12 +108,12 @@ def _wrk(url: str, seconds: float, *, script: Path | None = None, connections: i
     return float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
 
 
-def _http_rates(settings_env: dict[str, str], csr: bytes, seconds: float) -> tuple[float, float]:
-    """(issuance/s, trivial endpoint/s) against `eauth serve --workers 2`, loaded by wrk."""
+def _http_rates(settings_env: dict[str, str], csr: bytes, seconds: float, workers: int = 2) -> tuple[float, float]:
+    """(issuance/s, trivial endpoint/s) against `eauth serve --workers N`, loaded by wrk."""
     port = _free_port()
     env = os.environ | settings_env | {"EAUTH_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
     server = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", "2"],
+        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", str(workers)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:

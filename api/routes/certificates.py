@@ -105,7 +105,7 @@ def _issued_view(issued: IssuedCertificate) -> IssuedView:
 
 
 @router.post("", status_code=201, response_model=IssuedView, summary="Request a certificate")
-def request_certificate(
+async def request_certificate(
     body: CertificateRequest,
     response: Response,
     p: Annotated[Platform, Depends(platform)],
@@ -113,6 +113,9 @@ def request_certificate(
 ) -> IssuedView:
     """Issue a certificate under ``profile`` for a verified subject: from the holder's CSR (proof of
     possession checked), or with a key made by the server."""
+    # Deliberately run on the event loop, not in the thread pool: the work is ~1 ms of CPU plus a short
+    # transaction, and threads holding SQLite's write lock while waiting for the GIL halved throughput
+    # (measured with wrk: 244/s in threads, 491/s inline, one worker). Scale with worker processes.
     kind = profile(body.profile).subject_kind
     password = body.pkcs12_password.get_secret_value() if body.pkcs12_password else None
     with p.db.transaction() as connection:
