@@ -23,7 +23,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from api.platform import Platform, initialize_platform
-from ca.profiles import SubjectKind
+from ca.authority import random_serial
+from ca.profiles import SubjectKind, profile
 from ca.subjects import SubjectIdentity
 from eauth.settings import Settings
 from store.agencies import add_agency, add_client
@@ -168,14 +169,24 @@ def run(*, seconds: float) -> list[dict]:
 
         with platform.db.session() as session:
             issuer, signer = platform.ca.issuer(SqlCaStore(session), "citizen")
-        raw = rate(_raw_issue(signer.private_key, issuer.certificate, x509.load_pem_x509_csr(csr).public_key()), seconds)
+        subject_key = x509.load_pem_x509_csr(csr).public_key()
+        identity = subject.validated()
+
+        def sign_only() -> None:
+            platform.ca._sign(profile("citizen"), identity, "P" + "A" * 32, subject_key, random_serial(), issuer, signer)
+
+        raw = rate(_raw_issue(signer.private_key, issuer.certificate, subject_key), seconds)
         ours = rate(issue_in_process, seconds)
+        core = rate(sign_only, seconds)
     finally:
         platform.close()
     figures = [
         {"name": "certificates issued in process (CSR, SQLite)", "ours": ours, "unit": "/s", "baseline": raw,
          "baseline_name": "cryptography CertificateBuilder.sign", "target": "≥ 0.50× baseline",
-         "met": ours >= 0.5 * raw},
+         "met": ours >= 0.5 * raw,
+         "note": "includes the CSR signature check (~140 µs, an ECDSA verify) and a committed transaction"},
+        {"name": "of which the signing core (profile → signed certificate, no CSR, no DB)", "ours": core, "unit": "/s",
+         "baseline": raw, "baseline_name": "cryptography CertificateBuilder.sign", "target": "—", "met": True},
     ]
     if shutil.which("wrk") is None:
         figures.append({"name": "certificates issued over HTTP", "ours": 0.0, "unit": "/s", "baseline": None,
