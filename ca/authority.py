@@ -17,9 +17,9 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsag
 
 from ca.csr import parse_csr
 from ca.profiles import KeyCustody, KeyUsageSpec, Profile, SubjectKind, profile
-from ca.records import AuthorityRecord, CaStore, CertificateRecord
+from ca.records import Actor, AuthorityRecord, CaStore, CertificateRecord
 from ca.subjects import ENCRYPTION_SECRET, INDEX_SECRET, PSEUDONYM_SECRET, IdentityProtector, SubjectIdentity
-from eauth.errors import InvalidInput, NotInitialized
+from eauth.errors import Forbidden, InvalidInput, InvalidStatusTransition, NotFound, NotInitialized
 from keys.base import KeyAlgorithm, KeyStore, Signer
 from keys.x509 import sign_certificate
 
@@ -348,7 +348,6 @@ class CertificateAuthority:
                 )
             holder_key = self.key_algorithm.generate_software_key()
             public_key = holder_key.public_key()
-        issuer, issuer_signer = self.issuer(store, prof.issuer)
         subject_record = store.subject_by_index(identity.kind.value, self.identities.index(identity.kind, identity.id_number))
         if subject_record is None or subject_record.name != identity.name:
             subject_record = store.get_or_add_subject(self.identities.new_record(identity, registered_by=requested_by))
@@ -356,32 +355,63 @@ class CertificateAuthority:
             key_label = f"ee-{serial:032x}"
             public_key = self.keys.generate(key_label, self.key_algorithm).public_key
         try:
-            certificate = self._sign(prof, identity, subject_record.pseudonym, public_key, serial, issuer, issuer_signer)
-            der = certificate.public_bytes(serialization.Encoding.DER)
-            record = CertificateRecord(
-                serial=f"{serial:x}",
-                issuer=issuer.name,
-                profile=prof.name,
-                subject_id=subject_record.id,
-                subject_dn=certificate.subject.rfc4514_string(),
-                not_before=certificate.not_valid_before_utc,
-                not_after=certificate.not_valid_after_utc,
-                status="valid",
-                sha256=hashlib.sha256(der).hexdigest(),
-                der=der,
-                key_label=key_label,
-                requested_by=requested_by,
-                created_at=self.clock(),
-            )
-            store.add_certificate(record)
+            record, issuer = self._certify(store, prof, identity, subject_record, public_key, serial=serial,
+                                           key_label=key_label, requested_by=requested_by)
         except BaseException:
             if key_label is not None:
                 self.keys.delete(key_label)  # a kept key whose certificate was never issued
             raise
         p12 = None
         if holder_key is not None:
-            p12 = _pkcs12(identity.name, holder_key, certificate, issuer.certificate, pkcs12_password)
+            p12 = _pkcs12(identity.name, holder_key, record.certificate, issuer.certificate, pkcs12_password)
         return IssuedCertificate(record, (issuer.certificate,), p12)
+
+    def renew(self, store: CaStore, serial: str, *, actor: Actor, csr: bytes | str | None = None) -> IssuedCertificate:
+        """A new certificate for the same subject and profile, linked to the old one (``replaces``):
+        with the same key (renewal), or with the key of ``csr`` (re-key). The old one stays as it is;
+        revoke it with reason ``superseded`` if it must stop being valid now."""
+        old = store.certificate_for_update(serial)
+        if old is None:
+            raise NotFound(f"no certificate with serial {serial}")
+        if not actor.may_change(old):
+            raise Forbidden(f"certificate {old.serial} was registered by another agency")
+        if old.status != "valid":
+            raise InvalidStatusTransition(f"certificate {old.serial} is {old.status}: only a valid one is renewed")
+        subject_record = store.subject(old.subject_id)
+        identity = SubjectIdentity(SubjectKind(subject_record.kind), subject_record.name,
+                                   self.identities.decrypt(subject_record))
+        public_key = parse_csr(csr).public_key() if csr is not None else old.certificate.public_key()
+        record, issuer = self._certify(
+            store, profile(old.profile), identity, subject_record, public_key, serial=random_serial(),
+            key_label=old.key_label if csr is None else None, requested_by=old.requested_by, replaces=old.serial,
+        )
+        return IssuedCertificate(record, (issuer.certificate,))
+
+    def _certify(self, store: CaStore, prof: Profile, identity: SubjectIdentity, subject_record, public_key, *,
+                 serial: int, key_label: str | None, requested_by: int, replaces: str | None = None
+                 ) -> tuple[CertificateRecord, AuthorityRecord]:
+        """Sign and store the certificate; returns it with its issuer."""
+        issuer, issuer_signer = self.issuer(store, prof.issuer)
+        certificate = self._sign(prof, identity, subject_record.pseudonym, public_key, serial, issuer, issuer_signer)
+        der = certificate.public_bytes(serialization.Encoding.DER)
+        record = CertificateRecord(
+            serial=f"{serial:x}",
+            issuer=issuer.name,
+            profile=prof.name,
+            subject_id=subject_record.id,
+            subject_dn=certificate.subject.rfc4514_string(),
+            not_before=certificate.not_valid_before_utc,
+            not_after=certificate.not_valid_after_utc,
+            status="valid",
+            sha256=hashlib.sha256(der).hexdigest(),
+            der=der,
+            key_label=key_label,
+            requested_by=requested_by,
+            created_at=self.clock(),
+            replaces=replaces,
+        )
+        store.add_certificate(record)
+        return record, issuer
 
     def _sign(self, prof: Profile, identity, pseudonym, public_key, serial, issuer, issuer_signer) -> x509.Certificate:
         now = self.clock()

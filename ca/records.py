@@ -50,10 +50,38 @@ class CertificateRecord:
     key_label: str | None
     requested_by: int
     created_at: datetime
+    revoked_at: datetime | None = None
+    revocation_reason: str | None = None
+    invalidity_date: datetime | None = None
+    replaces: str | None = None
 
     @property
     def certificate(self) -> x509.Certificate:
         return x509.load_der_x509_certificate(self.der)
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who asks for a status change: an agency (by id), or the platform operator (``agency_id=None``)."""
+
+    agency_id: int | None
+
+    def may_change(self, record: CertificateRecord) -> bool:
+        """The operator may change any certificate; an agency only those it registered."""
+        return self.agency_id is None or self.agency_id == record.requested_by
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """A certificate's new status; the revocation fields are None when it is valid again."""
+
+    serial: str
+    issuer: str
+    status: str
+    revoked_at: datetime | None
+    reason: str | None
+    invalidity_date: datetime | None
+    crl_entry: bytes | None
 
 
 class CaStore(Protocol):
@@ -75,3 +103,13 @@ class CaStore(Protocol):
     def certificate(self, serial: str) -> CertificateRecord | None: ...
 
     def certificates_of_subject(self, subject_id: str) -> list[CertificateRecord]: ...
+
+    def subject(self, subject_id: str) -> SubjectRecord | None: ...
+
+    def certificate_for_update(self, serial: str) -> CertificateRecord | None:
+        """The certificate, locked against concurrent status changes until the transaction ends."""
+        ...
+
+    def set_status(self, change: StatusChange) -> None:
+        """Record a status change and drop every cached status answer (OCSP) for the certificate."""
+        ...

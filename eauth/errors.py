@@ -86,6 +86,10 @@ Forbidden = _error("Forbidden", "forbidden", ErrorKind.FORBIDDEN, "Not allowed")
 # State
 NotFound = _error("NotFound", "not_found", ErrorKind.NOT_FOUND, "Not found")
 AlreadyExists = _error("AlreadyExists", "already_exists", ErrorKind.CONFLICT, "Already exists")
+InvalidStatusTransition = _error(
+    "InvalidStatusTransition", "invalid_status_transition", ErrorKind.CONFLICT,
+    "Not possible in the certificate's current status",
+)
 NotInitialized = _error(
     "NotInitialized", "not_initialized", ErrorKind.CONFIGURATION, "Platform not initialized (run `eauth init`)"
 )

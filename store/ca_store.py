@@ -8,17 +8,18 @@ from datetime import datetime, timezone
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from sqlalchemy import Row, bindparam, insert, select, update
+from sqlalchemy import Row, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from ca.records import AuthorityRecord, CertificateRecord, SubjectRecord
-from store.models import Authority, Certificate, Subject
+from ca.records import AuthorityRecord, CertificateRecord, StatusChange, SubjectRecord
+from store.models import Authority, Certificate, OcspResponse, Subject
 
 
 _AUTHORITIES = Authority.__table__
 _SUBJECTS = Subject.__table__
+_OCSP_RESPONSES = OcspResponse.__table__
 _CERTIFICATES = Certificate.__table__
 # Statements built once: issuance runs them per request, and building them costs more than running them.
 _SUBJECT_BY_INDEX = select(_SUBJECTS).where(
@@ -109,6 +110,25 @@ class SqlCaStore:
         serial = serial.lower().lstrip("0") or "0"
         row = self.session.execute(_CERTIFICATE_BY_SERIAL, {"serial": serial}).first()
         return _certificate(row) if row else None
+
+    def certificate_for_update(self, serial: str) -> CertificateRecord | None:
+        serial = serial.lower().lstrip("0") or "0"
+        # FOR UPDATE on PostgreSQL; SQLite has no row locks (its one writer at a time serialises changes).
+        row = self.session.execute(_CERTIFICATE_BY_SERIAL.with_for_update(), {"serial": serial}).first()
+        return _certificate(row) if row else None
+
+    def set_status(self, change: StatusChange) -> None:
+        self.session.execute(
+            update(_CERTIFICATES)
+            .where(_CERTIFICATES.c.serial == change.serial)
+            .values(status=change.status, revoked_at=change.revoked_at, revocation_reason=change.reason,
+                    invalidity_date=change.invalidity_date, revocation_entry=change.crl_entry)
+        )
+        self.session.execute(
+            delete(_OCSP_RESPONSES).where(
+                _OCSP_RESPONSES.c.issuer == change.issuer, _OCSP_RESPONSES.c.serial == change.serial
+            )
+        )
 
     def certificates_of_subject(self, subject_id: str) -> list[CertificateRecord]:
         rows = self.session.execute(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -88,6 +89,10 @@ class Authority(Base):
     certificate_der: Mapped[bytes] = mapped_column(LargeBinary)
     not_after: Mapped[datetime] = mapped_column(UtcDateTime())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    status: Mapped[str] = mapped_column(String(16), server_default="valid")  # valid | revoked
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    revocation_reason: Mapped[str | None] = mapped_column(String(32))
+    revocation_entry: Mapped[bytes | None] = mapped_column(LargeBinary)  # DER revokedCertificates entry
 
 
 class Subject(Base):
@@ -115,7 +120,10 @@ class Certificate(Base):
     """An end-entity certificate issued by one of the issuing CAs, with its current status."""
 
     __tablename__ = "certificates"
-    __table_args__ = (Index("ix_certificates_subject", "subject_id", "not_before"),)
+    __table_args__ = (
+        Index("ix_certificates_subject", "subject_id", "not_before"),
+        Index("ix_certificates_issuer_status", "issuer", "status"),
+    )
 
     serial: Mapped[str] = mapped_column(String(40), primary_key=True)  # lower-case hex
     issuer: Mapped[str] = mapped_column(ForeignKey("authorities.name"))
@@ -127,8 +135,39 @@ class Certificate(Base):
     status: Mapped[str] = mapped_column(String(16))  # valid | suspended | revoked
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     revocation_reason: Mapped[str | None] = mapped_column(String(32))
+    invalidity_date: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    #: The DER ``revokedCertificates`` entry for this certificate while it is revoked or on hold, encoded
+    #: once at the status change so that a CRL is a concatenation, never a re-encoding of every entry.
+    revocation_entry: Mapped[bytes | None] = mapped_column(LargeBinary)
+    replaces: Mapped[str | None] = mapped_column(ForeignKey("certificates.serial"))  # renewal / re-key
     key_label: Mapped[str | None] = mapped_column(String(64))  # set when the platform keeps the key
     sha256: Mapped[str] = mapped_column(String(64), unique=True)
     der: Mapped[bytes] = mapped_column(LargeBinary)
     requested_by: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Crl(Base):
+    """The latest CRL of each CA; ``number`` only ever increases (RFC 5280 cRLNumber)."""
+
+    __tablename__ = "crls"
+
+    issuer: Mapped[str] = mapped_column(ForeignKey("authorities.name"), primary_key=True)
+    number: Mapped[int] = mapped_column(BigInteger)
+    this_update: Mapped[datetime] = mapped_column(UtcDateTime())
+    next_update: Mapped[datetime] = mapped_column(UtcDateTime())
+    entries: Mapped[int] = mapped_column(BigInteger)
+    der: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class OcspResponse(Base):
+    """A signed OCSP response without nonce, reusable by every process until shortly before its
+    nextUpdate; deleted in the same transaction as any status change of its certificate."""
+
+    __tablename__ = "ocsp_responses"
+
+    issuer: Mapped[str] = mapped_column(ForeignKey("authorities.name"), primary_key=True)
+    serial: Mapped[str] = mapped_column(String(40), primary_key=True)
+    this_update: Mapped[datetime] = mapped_column(UtcDateTime())
+    next_update: Mapped[datetime] = mapped_column(UtcDateTime())
+    der: Mapped[bytes] = mapped_column(LargeBinary)
