@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -16,7 +17,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from api.platform import Platform, initialize_platform
+from ca.lifecycle import RevocationReason
 from ca.profiles import PROFILES, profile
+from ca.records import Actor
 from ca.subjects import SubjectIdentity
 from eauth.errors import EauthError, InvalidInput, NotFound
 from eauth.settings import Settings
@@ -214,8 +217,110 @@ def cert_show(
         ("issuer", record.issuer), ("subject", record.subject_dn), ("not before", record.not_before.isoformat()),
         ("not after", record.not_after.isoformat()), ("sha256", record.sha256),
         ("key kept by platform", "yes" if record.key_label else "no"),
+        ("revoked at" if record.status == "revoked" else "suspended at",
+         record.revoked_at.isoformat() if record.revoked_at else None),
+        ("reason", record.revocation_reason),
+        ("invalidity date", record.invalidity_date.isoformat() if record.invalidity_date else None),
+        ("replaces", record.replaces),
     ):
-        table.add_row(key, escape(value))
+        if value is not None:
+            table.add_row(key, escape(value))
+    out.print(table)
+
+
+# The operator acts on any certificate (Actor(None)); an agency does so over HTTP, on its own only.
+OPERATOR = Actor(None)
+
+
+def _timestamp(value: str, option: str) -> datetime:
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"{option} {value!r} is not an RFC 3339 date-time (e.g. 2026-11-01T00:00:00Z)") from None
+
+
+@cert_app.command("revoke")
+def cert_revoke(
+    serial: Annotated[str, typer.Argument(help="Hex serial number.")],
+    reason: Annotated[str, typer.Option(help=f"One of: {', '.join(r.value for r in RevocationReason)}.")]
+    = RevocationReason.UNSPECIFIED.value,
+    invalidity_date: Annotated[Optional[str], typer.Option(
+        help="When the key is known or suspected to have been compromised (RFC 3339, e.g. 2026-11-01T00:00:00Z).")]
+    = None,
+) -> None:
+    """Revoke a certificate for good (from valid or suspended)."""
+    parsed_reason = RevocationReason.parse(reason)
+    since = _timestamp(invalidity_date, "--invalidity-date") if invalidity_date is not None else None
+    p = _platform()
+    with p.db.session() as session:
+        change = p.lifecycle.revoke(SqlCaStore(session), serial, reason=parsed_reason, actor=OPERATOR,
+                                    invalidity_date=since)
+    compromised = f", invalid since {change.invalidity_date.isoformat()}" if change.invalidity_date else ""
+    out.print(f"revoked serial [bold]{change.serial}[/bold] ({change.reason}) at {change.revoked_at.isoformat()}"
+              f"{compromised}", highlight=False)
+
+
+@cert_app.command("suspend")
+def cert_suspend(serial: Annotated[str, typer.Argument(help="Hex serial number.")]) -> None:
+    """Put a valid certificate on hold (certificateHold) until reinstated or revoked."""
+    p = _platform()
+    with p.db.session() as session:
+        change = p.lifecycle.suspend(SqlCaStore(session), serial, actor=OPERATOR)
+    out.print(f"suspended serial [bold]{change.serial}[/bold] at {change.revoked_at.isoformat()}", highlight=False)
+
+
+@cert_app.command("reinstate")
+def cert_reinstate(serial: Annotated[str, typer.Argument(help="Hex serial number.")]) -> None:
+    """Lift a suspension: the certificate is valid again."""
+    p = _platform()
+    with p.db.session() as session:
+        change = p.lifecycle.reinstate(SqlCaStore(session), serial, actor=OPERATOR)
+    out.print(f"reinstated serial [bold]{change.serial}[/bold]: valid again", highlight=False)
+
+
+@cert_app.command("renew")
+def cert_renew(
+    serial: Annotated[str, typer.Argument(help="Hex serial number of the certificate to renew.")],
+    csr: Annotated[Optional[Path], typer.Option(help="PKCS#10 request (PEM or DER) with the new key (re-key).")]
+    = None,
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="Write the new certificate (PEM) here.")] = None,
+) -> None:
+    """Renew a certificate (same key) or re-key it (--csr): a new certificate for the same subject.
+
+    The old one stays valid (revoke it with --reason superseded if it must stop now); the new one
+    is printed by `eauth cert show NEW --pem`, or written with --out."""
+    request = csr.read_bytes() if csr else None
+    p = _platform()
+    with p.db.session() as session:
+        issued = p.ca.renew(SqlCaStore(session), serial, actor=OPERATOR, csr=request)
+    record = issued.record
+    if out_file:
+        out_file.write_bytes(record.certificate.public_bytes(Encoding.PEM))
+    written = f", written to {escape(str(out_file))}" if out_file else ""
+    out.print(f"{'re-keyed' if csr else 'renewed'} serial {record.replaces} as [bold]{record.serial}[/bold]"
+              f"{written}", highlight=False)
+
+
+crl_app = typer.Typer(help="Certificate revocation lists.", no_args_is_help=True)
+app.add_typer(crl_app, name="crl")
+
+
+@crl_app.command("publish")
+def crl_publish(
+    ca: Annotated[Optional[str], typer.Option("--ca", help="Only this CA (root, citizen, enterprise, seal).")] = None,
+) -> None:
+    """Make and publish a new CRL of every CA (or of one), due or not: e.g. from cron, or right after
+    revocations that relying parties without OCSP must see before the next scheduled CRL."""
+    from api.schedule import crl_publisher
+    from store.crl_store import crl_transactions
+
+    p = _platform()
+    publisher, transaction = crl_publisher(p), crl_transactions(p.db)
+    table = Table("CA", "number", "entries", "this update", "next update")
+    for name in [ca] if ca else publisher.issuers(transaction):
+        crl = publisher.publish(transaction, name)
+        table.add_row(crl.issuer, str(crl.number), f"{crl.entries:,}", crl.this_update.isoformat(),
+                      crl.next_update.isoformat())
     out.print(table)
 
 

@@ -6,10 +6,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import problems
+from api import problems, schedule
 from api.limits import BodySizeLimit
 from api.platform import Platform
-from api.routes import certificates, oauth, public
+from api.routes import certificates, crl, ocsp, oauth, public, tsa
 from eauth.settings import Settings
 
 
@@ -20,7 +20,8 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        yield
+        async with schedule.background(opened):  # CRL refresh
+            yield
         if platform is None:
             opened.close()
 
@@ -34,7 +35,7 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     )
     app.state.platform = opened
     problems.install(app)
-    for module in (oauth, certificates, public):
+    for module in (ocsp, oauth, certificates, public, tsa, crl):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     return app

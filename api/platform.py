@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from api.tokens import TOKEN_KEY_LABEL, TokenService
 from ca.authority import CaUrls, CertificateAuthority, InitResult, initialize
+from ca.lifecycle import CertificateLifecycle
 from eauth.errors import NotInitialized
 from eauth.settings import Settings
 from keys.base import KeyAlgorithm, KeyStore
 from keys.filestore import FileKeyStore
+from signing.tsa import TimeStampAuthority, TsaConfig
 from store.ca_store import SqlCaStore
 from store.db import Database
 
@@ -35,6 +37,8 @@ class Platform:
     keys: KeyStore
     ca: CertificateAuthority
     tokens: TokenService
+    lifecycle: CertificateLifecycle
+    _tsa: TimeStampAuthority | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def open(cls, settings: Settings) -> Platform:
@@ -55,7 +59,24 @@ class Platform:
         )
         tokens = TokenService(keys.signer(TOKEN_KEY_LABEL), issuer=settings.public_base_url,
                               ttl_seconds=settings.access_token_ttl_seconds)
-        return cls(settings, db, keys, ca, tokens)
+        return cls(settings, db, keys, ca, tokens, lifecycle=CertificateLifecycle())
+
+    def timestamp_authority(self) -> TimeStampAuthority:
+        """The RFC 3161 TSA: the ``tsa`` certificate (sent with the seal CA's) and its key. Made on first
+        use and kept: both are fixed once ``eauth init`` has made them."""
+        if self._tsa is None:
+            with self.db.session() as session:
+                store = SqlCaStore(session)
+                tsa, issuer = store.authority("tsa"), None
+                if tsa is not None and tsa.parent:
+                    issuer = store.authority(tsa.parent)
+            if tsa is None:
+                raise NotInitialized("the time-stamping authority does not exist (run `eauth init`)")
+            config = TsaConfig(policy_oid=self.settings.tsa_policy_oid,
+                               accuracy_seconds=self.settings.tsa_accuracy_seconds)
+            chain = (issuer.certificate,) if issuer is not None and issuer.role != "root" else ()
+            self._tsa = TimeStampAuthority(self.keys.signer(tsa.key_label), tsa.certificate, chain=chain, config=config)
+        return self._tsa
 
     def close(self) -> None:
         self.db.dispose()

@@ -377,6 +377,9 @@ class CertificateAuthority:
             raise Forbidden(f"certificate {old.serial} was registered by another agency")
         if old.status != "valid":
             raise InvalidStatusTransition(f"certificate {old.serial} is {old.status}: only a valid one is renewed")
+        if old.not_after <= self.clock():
+            raise InvalidStatusTransition(f"certificate {old.serial} expired on {old.not_after:%Y-%m-%d}: "
+                                          "issue a new one instead")
         subject_record = store.subject(old.subject_id)
         identity = SubjectIdentity(SubjectKind(subject_record.kind), subject_record.name,
                                    self.identities.decrypt(subject_record))

@@ -6,10 +6,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from eauth.errors import KeyStoreLocked
+from eauth.oids import TSA_POLICY_V1
 
 
 class Settings(BaseSettings):
@@ -37,6 +38,42 @@ class Settings(BaseSettings):
     platform_name: str = Field("eauth demo platform", description="Organization name in the CA certificates.")
     access_token_ttl_seconds: int = Field(300, ge=30, le=3600, description="Lifetime of agency access tokens.")
     max_request_bytes: int = Field(1 << 20, description="Largest request body accepted by the JSON/CSR endpoints.")
+    crl_validity_hours: int = Field(
+        24, ge=1, le=24 * 31, description="How long each CRL is valid: its nextUpdate is thisUpdate plus this."
+    )
+    crl_refresh_margin_minutes: int = Field(
+        720, ge=1, description="A new CRL is made once the current one is this close to its nextUpdate "
+        "(so every validity − margin: 12 h by default); HTTP caches keep a CRL until then."
+    )
+    crl_refresh_interval_seconds: int = Field(
+        300, ge=0, description="How often each API process checks for CRLs due for refresh; 0: never (use cron)."
+    )
+    tsa_policy_oid: str = Field(
+        TSA_POLICY_V1, pattern=r"^[0-2](\.(0|[1-9][0-9]*))+$",
+        description="Policy OID of the time-stamping authority, written into every token (see eauth.oids).",
+    )
+    tsa_accuracy_seconds: int = Field(1, ge=1, le=60, description="Accuracy of the TSA's genTime, in seconds.")
+    ocsp_validity_minutes: int = Field(
+        60, ge=2, le=7 * 24 * 60,
+        description="How long each OCSP response is valid: its nextUpdate is thisUpdate plus this. Relying "
+        "parties and HTTP caches may keep a response that long, so it bounds how late they see a status change.",
+    )
+    ocsp_reuse_margin_minutes: int = Field(
+        10, ge=1, description="A stored response to a request without nonce is reused until it is this close "
+        "to its nextUpdate, then a new one is signed.",
+    )
+
+    @model_validator(mode="after")
+    def _crl_margin_within_validity(self) -> Settings:
+        if self.crl_refresh_margin_minutes >= self.crl_validity_hours * 60:
+            raise ValueError("EAUTH_CRL_REFRESH_MARGIN_MINUTES must be shorter than EAUTH_CRL_VALIDITY_HOURS")
+        return self
+
+    @model_validator(mode="after")
+    def _ocsp_margin_within_validity(self) -> Settings:
+        if self.ocsp_reuse_margin_minutes >= self.ocsp_validity_minutes:
+            raise ValueError("EAUTH_OCSP_REUSE_MARGIN_MINUTES must be shorter than EAUTH_OCSP_VALIDITY_MINUTES")
+        return self
 
     @cached_property
     def resolved_database_url(self) -> str:

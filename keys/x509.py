@@ -74,6 +74,13 @@ def sign_crl(builder: x509.CertificateRevocationListBuilder, signer: Signer) -> 
     return x509.load_der_x509_crl(crl.dump())
 
 
+def crl_draft(builder: x509.CertificateRevocationListBuilder, signer: Signer) -> x509.CertificateRevocationList:
+    """``builder`` signed by a throw-away key of ``signer``'s type: its TBS bytes and signature algorithm
+    are exactly those of ``sign_crl(builder, signer)``; for callers that complete the TBS themselves
+    and then sign it with ``signer.sign`` (``ca.crl`` adds the stored entries)."""
+    return builder.sign(_placeholder_key(signer.algorithm.is_rsa), hashes.SHA256())
+
+
 def sign_ocsp_response(builder: ocsp.OCSPResponseBuilder, signer: Signer) -> ocsp.OCSPResponse:
     """``builder`` signed by ``signer`` with SHA-256."""
     if (key := _loaded_key(signer)) is not None:

@@ -19,6 +19,7 @@ from store.models import Agency, ApiClient
 SCOPES = {
     "certificates:issue": "request certificates for subjects the agency has verified (registration authority)",
     "certificates:read": "fetch certificates and list them by subject",
+    "certificates:revoke": "suspend, reinstate and revoke certificates the agency registered",
 }
 
 

@@ -1,4 +1,5 @@
-"""Certificates: an agency, acting as registration authority, requests and looks them up."""
+"""Certificates: an agency, acting as registration authority, requests and looks them up, renews and
+re-keys them, suspends, reinstates and revokes them."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from api.platform import Platform
 from api.tokens import AccessToken
 from ca.authority import IssuedCertificate
 from ca.identifiers import validate_citizen_id, validate_credit_code
+from ca.lifecycle import RevocationReason
 from ca.profiles import PROFILES, SubjectKind, profile
-from ca.records import CertificateRecord
+from ca.records import Actor, CertificateRecord
 from ca.subjects import SubjectIdentity
 from eauth.errors import NotFound
 from store.ca_store import SqlCaStore
@@ -28,6 +30,9 @@ PKIX_CERT = "application/pkix-cert"
 #: C0 and C1 control characters (NUL, newline, BEL ...) have no place in a certificate subject, and
 #: PostgreSQL refuses NUL in text columns.
 NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f-\x9f]+$"
+MAX_CSR_CHARACTERS = 16384
+
+Serial = Annotated[str, Path(pattern="^[0-9a-fA-F]{1,40}$", description="Hex serial number.")]
 
 
 class CertificateRequest(BaseModel):
@@ -43,7 +48,8 @@ class CertificateRequest(BaseModel):
         description="Citizen ID (GB 11643) for persons, unified social credit code (GB 32100) otherwise.",
     )
     csr: str | None = Field(
-        None, max_length=16384, description="PEM PKCS#10 request with the holder's key. Omit to have the server make the key."
+        None, max_length=MAX_CSR_CHARACTERS,
+        description="PEM PKCS#10 request with the holder's key. Omit to have the server make the key.",
     )
     pkcs12_password: SecretStr | None = Field(
         None, max_length=200,
@@ -74,6 +80,14 @@ class CertificateView(BaseModel):
     sha256: str
     certificate_pem: str
     platform_key: bool = Field(description="True when the platform keeps the private key (agency seals).")
+    revoked_at: datetime | None = Field(None, description="When it was revoked or suspended; null while valid.")
+    revocation_reason: str | None = Field(
+        None, description="RFC 5280 reason while revoked (e.g. keyCompromise); certificateHold while suspended."
+    )
+    invalidity_date: datetime | None = Field(
+        None, description="When the key is known or suspected to have been compromised, if the revoker said so."
+    )
+    replaces: str | None = Field(None, description="Serial of the certificate this one renews or re-keys.")
 
 
 class IssuedView(CertificateView):
@@ -92,7 +106,9 @@ def _view(record: CertificateRecord) -> dict:
         "serial": record.serial, "profile": record.profile, "issuer": record.issuer, "status": record.status,
         "subject_id": record.subject_id, "subject_dn": record.subject_dn, "not_before": record.not_before,
         "not_after": record.not_after, "sha256": record.sha256, "certificate_pem": pem,
-        "platform_key": record.key_label is not None,
+        "platform_key": record.key_label is not None, "revoked_at": record.revoked_at,
+        "revocation_reason": record.revocation_reason, "invalidity_date": record.invalidity_date,
+        "replaces": record.replaces,
     }
 
 
@@ -138,7 +154,7 @@ async def request_certificate(
     responses={200: {"content": {PKIX_CERT: {}, PEM_CHAIN: {}}}},
 )
 def get_certificate(
-    serial: Annotated[str, Path(pattern="^[0-9a-fA-F]{1,40}$", description="Hex serial number.")],
+    serial: Serial,
     request: Request,
     p: Annotated[Platform, Depends(platform)],
     _: Annotated[AccessToken, Depends(scoped("certificates:read"))],
@@ -177,3 +193,95 @@ def list_certificates(
             raise NotFound(f"no {kind.value} with that identity number is registered")
         records = store.certificates_of_subject(subject.id)
     return SubjectCertificates(subject_id=subject.id, items=[CertificateView(**_view(r)) for r in records])
+
+
+# --- lifecycle ------------------------------------------------------------------------------------------
+# async like request_certificate, for the same reason: a short transaction with no awaits inside it.
+
+
+class RevocationRequest(BaseModel):
+    """Why the certificate is revoked and, for a compromised key, since when it should not be trusted."""
+
+    reason: str = Field(
+        RevocationReason.UNSPECIFIED.value, max_length=64,
+        description="RFC 5280 reason; an unknown one is refused with 400 invalid_input.",
+        json_schema_extra={"enum": [r.value for r in RevocationReason]},
+    )
+    invalidity_date: datetime | None = Field(
+        None,
+        description="RFC 3339 date-time with offset: when the key is known or suspected to have been compromised. "
+                    "Between the certificate's notBefore and now.",
+        examples=["2026-11-01T00:00:00Z"],
+    )
+
+
+class RenewalRequest(BaseModel):
+    csr: str | None = Field(
+        None, max_length=MAX_CSR_CHARACTERS,
+        description="PEM PKCS#10 request with the holder's new key (re-key). Omit to renew with the same key.",
+    )
+
+
+@router.post("/{serial}/revoke", response_model=CertificateView, summary="Revoke a certificate")
+async def revoke_certificate(
+    serial: Serial,
+    p: Annotated[Platform, Depends(platform)],
+    token: Annotated[AccessToken, Depends(scoped("certificates:revoke"))],
+    body: RevocationRequest | None = None,
+) -> CertificateView:
+    """Revoke for good a valid or suspended certificate the agency registered. The body may be left out
+    (reason ``unspecified``). Visible in OCSP at once, in the issuer's CRL from its next update."""
+    body = body or RevocationRequest()
+    reason = RevocationReason.parse(body.reason)
+    with p.db.transaction() as connection:
+        store = SqlCaStore(connection)
+        p.lifecycle.revoke(store, serial, reason=reason, actor=Actor(token.agency_id),
+                           invalidity_date=body.invalidity_date)
+        record = store.certificate(serial)  # as it now is, read in the transaction that changed it
+    return CertificateView(**_view(record))
+
+
+@router.post("/{serial}/suspend", response_model=CertificateView, summary="Suspend a certificate")
+async def suspend_certificate(
+    serial: Serial,
+    p: Annotated[Platform, Depends(platform)],
+    token: Annotated[AccessToken, Depends(scoped("certificates:revoke"))],
+) -> CertificateView:
+    """Put a valid certificate on hold (CRL reason ``certificateHold``) until it is reinstated or revoked."""
+    with p.db.transaction() as connection:
+        store = SqlCaStore(connection)
+        p.lifecycle.suspend(store, serial, actor=Actor(token.agency_id))
+        record = store.certificate(serial)
+    return CertificateView(**_view(record))
+
+
+@router.post("/{serial}/reinstate", response_model=CertificateView, summary="Reinstate a suspended certificate")
+async def reinstate_certificate(
+    serial: Serial,
+    p: Annotated[Platform, Depends(platform)],
+    token: Annotated[AccessToken, Depends(scoped("certificates:revoke"))],
+) -> CertificateView:
+    """Lift a suspension: the certificate is valid again and leaves the CRL."""
+    with p.db.transaction() as connection:
+        store = SqlCaStore(connection)
+        p.lifecycle.reinstate(store, serial, actor=Actor(token.agency_id))
+        record = store.certificate(serial)
+    return CertificateView(**_view(record))
+
+
+@router.post("/{serial}/renew", status_code=201, response_model=IssuedView, summary="Renew or re-key a certificate")
+async def renew_certificate(
+    serial: Serial,
+    response: Response,
+    p: Annotated[Platform, Depends(platform)],
+    token: Annotated[AccessToken, Depends(scoped("certificates:issue"))],
+    body: RenewalRequest | None = None,
+) -> IssuedView:
+    """A new certificate for the same subject and profile, with ``replaces`` naming the old one: the same
+    key without a CSR (renewal), the CSR's key with one (re-key). Only a valid, unexpired certificate is
+    renewed; the old one stays valid (revoke it with reason ``superseded`` if it must stop now)."""
+    with p.db.transaction() as connection:
+        issued = p.ca.renew(SqlCaStore(connection), serial, actor=Actor(token.agency_id),
+                            csr=body.csr if body else None)
+    response.headers["Location"] = f"/api/v1/certificates/{issued.record.serial}"
+    return _issued_view(issued)

@@ -303,6 +303,83 @@ def test_cert_issue_with_a_der_certificate_instead_of_a_csr(cli, registrar, tmp_
     assert_one_line_error(result, "invalid_csr")
 
 
+# --- lifecycle (the operator acts on any certificate) ---------------------------------------------------
+# Set-up and checks run in this process on the CLI's data dir: only the commands under test pay for one.
+
+
+@pytest.fixture(scope="module")
+def in_process(cli) -> Iterator[object]:
+    from api.platform import Platform
+    from eauth.settings import Settings
+
+    platform = Platform.open(Settings(_env_file=None, data_dir=cli.data_dir, key_passphrase=PASSPHRASE,
+                                      database_url=cli.database_url))
+    yield platform
+    platform.close()
+
+
+def _issue_in_process(platform, registrar: str):
+    from ca.profiles import SubjectKind
+    from ca.subjects import SubjectIdentity
+    from store.agencies import agency_by_code
+    from store.ca_store import SqlCaStore
+
+    with platform.db.session() as session:
+        return platform.ca.issue(SqlCaStore(session), profile_name="citizen", csr=ec_csr()[0],
+                                 subject=SubjectIdentity(SubjectKind.PERSON, "孙七", citizen_id()),
+                                 requested_by=agency_by_code(session, registrar).id).record
+
+
+def _stored(platform, serial: str):
+    from store.ca_store import SqlCaStore
+
+    with platform.db.session() as session:
+        return SqlCaStore(session).certificate(serial)
+
+
+def test_cert_revoke_and_show(cli, registrar, in_process):
+    record = _issue_in_process(in_process, registrar)
+    since = record.not_before.isoformat().replace("+00:00", "Z")
+    result = cli.ok("cert", "revoke", record.serial, "--reason", "keyCompromise", "--invalidity-date", since)
+    (line,) = result.stdout.strip().splitlines()
+    assert line.startswith(f"revoked serial {record.serial} (keyCompromise) at ")
+    stored = _stored(in_process, record.serial)
+    assert (stored.status, stored.revocation_reason, stored.invalidity_date) == (
+        "revoked", "keyCompromise", record.not_before)
+    shown = cli.run("cert", "show", record.serial, env={"COLUMNS": "200"}).stdout
+    for expected in ("revoked at", "keyCompromise", "invalidity date", record.not_before.isoformat(),
+                     stored.revoked_at.isoformat()):
+        assert expected in shown, expected
+
+
+def test_cert_suspend_and_reinstate(cli, registrar, in_process):
+    serial = _issue_in_process(in_process, registrar).serial
+    suspended = cli.ok("cert", "suspend", serial)
+    assert len(suspended.stdout.strip().splitlines()) == 1 and f"suspended serial {serial}" in suspended.stdout
+    assert (_stored(in_process, serial).status, _stored(in_process, serial).revocation_reason) == (
+        "suspended", "certificateHold")
+    reinstated = cli.ok("cert", "reinstate", serial)
+    assert reinstated.stdout.strip() == f"reinstated serial {serial}: valid again"
+    assert (_stored(in_process, serial).status, _stored(in_process, serial).revoked_at) == ("valid", None)
+
+
+def test_cert_renew_to_a_file(cli, registrar, in_process, tmp_path):
+    old = _issue_in_process(in_process, registrar)
+    result = cli.ok("cert", "renew", old.serial, "--out", str(tmp_path / "new.pem"))
+    match = re.fullmatch(rf"renewed serial {old.serial} as ([0-9a-f]+), written to .*new\.pem\n", result.stdout)
+    assert match, result.stdout
+    new = x509.load_pem_x509_certificate((tmp_path / "new.pem").read_bytes())
+    assert f"{new.serial_number:x}" == match.group(1)
+    assert new.public_key() == old.certificate.public_key() and new.subject == old.certificate.subject
+    assert _stored(in_process, match.group(1)).replaces == old.serial
+
+
+def test_cert_lifecycle_error_is_one_line(cli, registrar, in_process):
+    serial = _issue_in_process(in_process, registrar).serial
+    assert_one_line_error(cli.run("cert", "reinstate", serial), "invalid_status_transition", serial, "not suspended")
+    assert _stored(in_process, serial).status == "valid"
+
+
 # --- refusals before anything happens ------------------------------------------------------------------
 
 
