@@ -10,11 +10,11 @@ Requests are read and responses written here with a small strict DER reader/writ
 cryptography's OCSP classes, for four reasons: a request may list several certificates (RFC 6960
 §4.1.1; cryptography reads only one and its builder writes only one); each CertID is echoed exactly
 as the client sent it (SHA-1 with NULL parameters or SHA-256 without, as OpenSSL sends them; some
-clients compare the bytes); the invalidity date goes into ``singleExtensions`` (RFC 6960 §4.4.7 via
-the CRL entry extensions), which cryptography's builder cannot write; and speed — asn1crypto takes
-~0.4 ms to read a request, this reader ~10 µs. What the reader accepts is narrow: DER only (definite,
-minimal lengths, no trailing bytes), the structures of RFC 6960 §4.1.1 and nothing else; anything
-else is a ``malformedRequest``. Responses are checked in the tests by cryptography, OpenSSL and pkilint.
+clients compare the bytes); the invalidity date goes into ``singleExtensions`` (RFC 6960 §4.4.5, CRL
+entry extensions), which cryptography's builder cannot write; and speed: asn1crypto takes ~0.4 ms to
+read a request, this reader ~6 µs. What the reader accepts is narrow: DER only (definite, minimal
+lengths, no trailing bytes), the structures of RFC 6960 §4.1.1 and nothing else; anything else is a
+``malformedRequest``. Responses are checked in the tests by cryptography, OpenSSL and pkilint.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ log = logging.getLogger("eauth.ocsp")
 
 #: Most CertIDs answered in one request; a longer list is refused as malformed (bounded work per request).
 MAX_CERT_IDS = 16
-#: RFC 9654 §2.1: a nonce of 1 to 128 octets; any other length is a malformedRequest.
+#: RFC 9654 (which replaced RFC 8954's 32): a nonce of 1 to 128 octets; any other length is a malformedRequest.
 MAX_NONCE_OCTETS = 128
 
 
@@ -142,8 +142,8 @@ def _tlv(tag: int, content: bytes) -> bytes:
 
 def _time(moment: datetime) -> bytes:
     """GeneralizedTime (RFC 5280 §4.1.2.5.2: UTC, seconds, no fraction)."""
-    text = "%04d%02d%02d%02d%02d%02dZ" % (moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second)
-    return b"\x18\x0f" + text.encode()  # 4× faster than strftime, which showed in profiles
+    m = moment  # formatted by hand: 4× faster than strftime, which showed in profiles
+    return b"\x18\x0f" + ("%04d%02d%02d%02d%02d%02dZ" % (m.year, m.month, m.day, m.hour, m.minute, m.second)).encode()
 
 
 _SEQUENCE, _OCTET_STRING, _INTEGER, _OID, _BOOLEAN = 0x30, 0x04, 0x02, 0x06, 0x01
@@ -402,11 +402,6 @@ class OcspResponder:
             for key in _issuer_hashes(ca.certificate.public_bytes(Encoding.DER)):
                 self._issuers[key] = entry
 
-    @property
-    def authorities(self) -> set[str]:
-        """The CAs answered for."""
-        return {entry.ca for entry in self._issuers.values()}
-
     def respond(self, request: bytes, store: OcspStore) -> OcspAnswer:
         """The response to ``request`` (DER). Never raises: a request that can't be read is answered
         ``malformedRequest``, one for a CA we don't answer for ``unauthorized`` (RFC 6960 §2.3), a
@@ -450,8 +445,8 @@ class OcspResponder:
             # still fresh, it stays: the two would otherwise replace each other on every request.
             try:
                 store.keep(responder.ca, serials[0], status, CachedResponse(now, next_update, der))
-            except EauthError as exc:  # the answer is good without being kept
-                log.warning("OCSP response not kept: %s", exc.detail)
+            except Exception:  # the answer is right without being kept: give it
+                log.warning("OCSP response for %s/%s not kept", responder.ca, serials[0], exc_info=True)
         return OcspAnswer(der, ResponseStatus.SUCCESSFUL, now, next_update)
 
     def _sign(self, responder: _Responder, answers: Sequence[tuple[CertId, CertificateStatus | None]],
@@ -490,7 +485,7 @@ def _cert_status(status: CertificateStatus | None) -> bytes:
 
 
 def _single_extensions(status: CertificateStatus | None) -> bytes:
-    """The invalidity date of a revoked certificate, as in its CRL entry (RFC 6960 §4.4.7, RFC 5280 §5.3.2)."""
+    """The invalidity date of a revoked certificate, as in its CRL entry (RFC 6960 §4.4.5, RFC 5280 §5.3.2)."""
     if status is None or status.status == "valid" or status.invalidity_date is None:
         return b""
     extension = _tlv(_SEQUENCE, _OID_INVALIDITY_DATE + _tlv(_OCTET_STRING, _time(status.invalidity_date)))

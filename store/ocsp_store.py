@@ -16,7 +16,8 @@ from collections.abc import Sequence
 
 from sqlalchemy import and_, bindparam, exists, false, literal_column, null, select, true, union_all
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.sql.selectable import CompoundSelect
 
 from ca.ocsp import CachedResponse, CertificateStatus
 from store.db import Database, DatabaseUnavailable
@@ -27,7 +28,7 @@ _AUTHORITIES = Authority.__table__
 _RESPONSES = OcspResponse.__table__
 
 
-def _lookup(serial_clause) -> object:
+def _lookup(serial_clause) -> CompoundSelect:
     """Status of end-entity certificates (with the cached response) and of the platform's own
     certificates the CA issued (issuing CAs, responders, the TSA), for the serials ``serial_clause`` picks."""
     c, a, o = _CERTIFICATES.c, _AUTHORITIES.c, _RESPONSES.c
@@ -46,8 +47,6 @@ def _lookup(serial_clause) -> object:
 # Statements built once: the responder runs one per request, and building costs more than running.
 _ONE = _lookup(lambda column: column == bindparam("serial"))
 _SEVERAL = _lookup(lambda column: column.in_(bindparam("serials", expanding=True)))
-
-
 _KEPT = ("issuer", "serial", "this_update", "next_update", "der")
 
 
@@ -55,7 +54,8 @@ def _keep_statement(dialect: str):
     c = _CERTIFICATES.c
     unchanged = (
         select(literal_column("1"))
-        .where(c.issuer == bindparam("issuer", type_=c.issuer.type), c.serial == bindparam("serial", type_=c.serial.type),
+        .where(c.issuer == bindparam("issuer", type_=c.issuer.type),
+               c.serial == bindparam("serial", type_=c.serial.type),
                c.status == bindparam("status", type_=c.status.type),
                c.revoked_at.is_not_distinct_from(bindparam("revoked_at", type_=c.revoked_at.type)))
         .with_for_update(read=True)  # FOR SHARE on PostgreSQL; nothing on SQLite (one writer at a time)
@@ -139,7 +139,7 @@ class SqlOcspStore:
                 rows = cursor.fetchall()
             finally:
                 cursor.close()
-        except self._driver_error as exc:
+        except (self._driver_error, DBAPIError) as exc:  # the driver's own, or SQLAlchemy's when connecting
             self._drop_connection()
             raise DatabaseUnavailable(f"database error: {exc}") from None
         processors = self._processors

@@ -33,7 +33,6 @@ from store.ocsp_store import SqlOcspStore
 
 log = logging.getLogger("eauth.api")
 
-OCSP_REQUEST = "application/ocsp-request"
 OCSP_RESPONSE = "application/ocsp-response"
 
 

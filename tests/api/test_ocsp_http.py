@@ -65,7 +65,8 @@ def http(base_url) -> Iterator[httpx.Client]:
 
 
 def issue(platform, agency, profile: str = "citizen") -> CertificateRecord:
-    kind, number = (SubjectKind.PERSON, citizen_id()) if profile == "citizen" else (SubjectKind.ENTERPRISE, credit_code())
+    kind = SubjectKind.PERSON if profile == "citizen" else SubjectKind.ENTERPRISE
+    number = citizen_id() if kind is SubjectKind.PERSON else credit_code()
     with platform.db.session() as session:
         return platform.ca.issue(SqlCaStore(session), profile_name=profile, subject=SubjectIdentity(kind, "李四", number),
                                  requested_by=agency.id, csr=ec_csr()[0]).record

@@ -85,7 +85,8 @@ def responder(platform, authorities, clock) -> OcspResponder:
 
 
 def issue(platform, agency, profile: str = "citizen") -> CertificateRecord:
-    kind, number = (SubjectKind.PERSON, citizen_id()) if profile == "citizen" else (SubjectKind.ENTERPRISE, credit_code())
+    kind = SubjectKind.PERSON if profile == "citizen" else SubjectKind.ENTERPRISE
+    number = citizen_id() if kind is SubjectKind.PERSON else credit_code()
     with platform.db.session() as session:
         return platform.ca.issue(SqlCaStore(session), profile_name=profile, subject=SubjectIdentity(kind, "张三", number),
                                  requested_by=agency.id, csr=ec_csr()[0]).record
@@ -234,7 +235,8 @@ def test_a_certificate_of_another_ca_is_unauthorized(responder, store):
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Foreign CA")])
     now = datetime.now(timezone.utc)
-    foreign = x509.CertificateBuilder(name, name, key.public_key(), 7, now, now + timedelta(days=1)).sign(key, hashes.SHA256())
+    builder = x509.CertificateBuilder(name, name, key.public_key(), 7, now, now + timedelta(days=1))
+    foreign = builder.sign(key, hashes.SHA256())
     answer = responder.respond(request_of(cert_id(foreign, 7)), store)
     assert (answer.status, answer.der) == (ResponseStatus.UNAUTHORIZED, UNAUTHORIZED)
     assert answer.next_update is None
@@ -275,7 +277,7 @@ def test_the_nonce_is_echoed_exactly(platform, agency, authorities, responder, s
 
 @pytest.mark.parametrize("nonce", [b"", b"n" * 129], ids=["empty", "129 octets"])
 def test_a_nonce_out_of_bounds_is_malformed(authorities, responder, store, nonce):
-    """RFC 9654 §2.1: 1 to 128 octets, otherwise malformedRequest."""
+    """RFC 9654: 1 to 128 octets, otherwise malformedRequest."""
     extension = {"extn_id": "nonce", "critical": False, "extn_value": nonce}
     request = request_of(cert_id(authorities["citizen"].certificate, 1), extensions=[extension])
     assert responder.respond(request, store).der == MALFORMED
@@ -346,7 +348,8 @@ def test_several_certificates_in_one_request(platform, agency, authorities, resp
 
 def test_certificates_of_two_of_our_cas_in_one_request_are_unauthorized(authorities, responder, store):
     """One responder signs the response, and each CA's responder is authorised for that CA only."""
-    request = request_of(cert_id(authorities["citizen"].certificate, 1), cert_id(authorities["enterprise"].certificate, 2))
+    request = request_of(cert_id(authorities["citizen"].certificate, 1),
+                         cert_id(authorities["enterprise"].certificate, 2))
     assert responder.respond(request, store).der == UNAUTHORIZED
 
 
@@ -354,7 +357,8 @@ def test_too_many_certificates_in_one_request(authorities, responder, store):
     citizen = authorities["citizen"].certificate
     assert responder.respond(request_of(*(cert_id(citizen, s) for s in range(1, MAX_CERT_IDS + 1))),
                              store).status is ResponseStatus.SUCCESSFUL
-    assert responder.respond(request_of(*(cert_id(citizen, s) for s in range(MAX_CERT_IDS + 1))), store).der == MALFORMED
+    too_many = request_of(*(cert_id(citizen, s) for s in range(MAX_CERT_IDS + 1)))
+    assert responder.respond(too_many, store).der == MALFORMED
 
 
 # --- what is not a request --------------------------------------------------------------------------
@@ -399,12 +403,12 @@ def test_every_truncation_and_any_trailing_byte_are_malformed(authorities, respo
 
 def test_the_reader_agrees_with_cryptography(authorities):
     """On the requests cryptography reads (one certificate), both see the same CertID and nonce."""
-    citizen = authorities["citizen"].certificate
     for algorithm in (hashes.SHA1(), hashes.SHA256()):
         nonce = os.urandom(20)
         builder = ocsp.OCSPRequestBuilder().add_certificate_by_hash(
             b"n" * algorithm.digest_size, b"k" * algorithm.digest_size, 2**127 + 5, algorithm)
-        der = builder.add_extension(x509.OCSPNonce(nonce), critical=False).build().public_bytes(serialization.Encoding.DER)
+        der = builder.add_extension(x509.OCSPNonce(nonce), critical=False).build().public_bytes(
+            serialization.Encoding.DER)
         theirs, ours = ocsp.load_der_ocsp_request(der), parse_request(der)
         (cid,) = ours.cert_ids
         assert (cid.name_hash, cid.key_hash, cid.serial) == (theirs.issuer_name_hash, theirs.issuer_key_hash,
@@ -584,6 +588,15 @@ def test_storage_unavailable_is_try_later(authorities, responder):
     assert ocsp.load_der_ocsp_response(answer.der).response_status is ocsp.OCSPResponseStatus.TRY_LATER
 
 
+def test_a_database_that_cannot_be_reached_is_try_later(authorities, responder, tmp_path):
+    from store.db import Database
+
+    unreachable = Database(f"sqlite:///{tmp_path / 'no such directory' / 'eauth.db'}")
+    answer = responder.respond(request_of(cert_id(authorities["citizen"].certificate, 1)), SqlOcspStore(unreachable))
+    assert answer.status is ResponseStatus.TRY_LATER
+    unreachable.dispose()
+
+
 def test_an_unexpected_failure_is_internal_error_and_logged(authorities, responder, caplog):
     answer = responder.respond(request_of(cert_id(authorities["citizen"].certificate, 1)),
                                FailingStore(RuntimeError("bug")))
@@ -671,3 +684,44 @@ def test_a_responder_key_on_a_pkcs11_token(softhsm_token, tmp_path_factory):
     finally:
         platform.close()
         databases.close()
+
+
+def test_an_rsa_platform_signs_with_sha256_rsa(tmp_path):
+    """On an RSA platform (EAUTH_KEY_ALGORITHM=rsa-2048) the response is sha256WithRSAEncryption."""
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    from ca.authority import CaUrls, initialize
+    from ca.records import AuthorityRecord
+    from keys.base import KeyAlgorithm
+    from keys.filestore import FileKeyStore
+
+    class Authorities:  # just enough CaStore for initialize()
+        def __init__(self) -> None:
+            self.records: dict[str, AuthorityRecord] = {}
+
+        def authority(self, name: str) -> AuthorityRecord | None:
+            return self.records.get(name)
+
+        def add_authority(self, record: AuthorityRecord) -> None:
+            self.records[record.name] = record
+
+    class Statuses:
+        def lookup(self, issuer, serials):
+            return {s: CertificateStatus("revoked", utcnow(), "superseded", None) for s in serials}
+
+        def keep(self, issuer, serial, seen, response):
+            pass
+
+    keys = FileKeyStore(tmp_path / "keys", "rsa platform passphrase", create=True)
+    hierarchy = Authorities()
+    initialize(keys, hierarchy, urls=CaUrls("http://127.0.0.1"), organization="RSA", algorithm=KeyAlgorithm.RSA_2048)
+    responder = OcspResponder(hierarchy.records.values(), keys, validity=VALIDITY, reuse_margin=MARGIN)
+    ca = hierarchy.records["citizen"].certificate
+    der = responder.respond(request_of(cert_id(ca, 99, algorithm="sha256")), Statuses()).der
+    response = ocsp.load_der_ocsp_response(der)
+    assert response.signature_algorithm_oid == x509.SignatureAlgorithmOID.RSA_WITH_SHA256
+    assert response.certificate_status is ocsp.OCSPCertStatus.REVOKED
+    assert response.revocation_reason is x509.ReasonFlags.superseded
+    (signer,) = response.certificates
+    signer.verify_directly_issued_by(ca)
+    signer.public_key().verify(response.signature, response.tbs_response_bytes, padding.PKCS1v15(), hashes.SHA256())
