@@ -49,3 +49,16 @@ def ec_csr(common_name: str = "holder", key=None, hash_algorithm=None) -> tuple[
         .sign(key, hash_algorithm or hashes.SHA256())
     )
     return csr.public_bytes(Encoding.PEM), key
+
+
+def assert_problem(response, status: int, code: str) -> dict:
+    """The response is an RFC 9457 problem with ``status`` and the stable ``code``."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].split(";")[0].strip() == "application/problem+json"
+    body = response.json()
+    assert {"type", "title", "status", "detail", "code"} <= body.keys(), body
+    assert body["status"] == status
+    assert body["code"] == code, body
+    assert body["type"].endswith("/" + code)
+    assert body["title"] and body["detail"]
+    return body

@@ -23,24 +23,12 @@ from sqlalchemy import func, select
 
 from ca.authority import utcnow
 from store.models import Certificate, Subject
-from tests.helpers import citizen_id, credit_code, ec_csr
+from tests.helpers import assert_problem, citizen_id, credit_code, ec_csr
 
 CERTIFICATES = "/api/v1/certificates"
 PROBLEM = "application/problem+json"
 PKCS12_PASSWORD = "a long enough password"
 
-
-def assert_problem(response, status: int, code: str) -> dict:
-    """The response is an RFC 9457 problem with ``status`` and the stable ``code``."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].split(";")[0].strip() == PROBLEM
-    body = response.json()
-    assert {"type", "title", "status", "detail", "code"} <= body.keys(), body
-    assert body["status"] == status
-    assert body["code"] == code, body
-    assert body["type"].endswith("/" + code)
-    assert body["title"] and body["detail"]
-    return body
 
 
 def _state(platform) -> tuple[int, int, int]:

@@ -24,7 +24,7 @@ from ca.subjects import SubjectIdentity
 from store.ca_store import SqlCaStore
 from store.crl_store import crl_transactions
 from store.models import Crl
-from tests.api.test_certificates_http import assert_problem
+from tests.helpers import assert_problem
 from tests.helpers import citizen_id, ec_csr
 
 MEDIA_TYPE = "application/pkix-crl"

@@ -12,24 +12,13 @@ from sqlalchemy import func, select
 from store.agencies import add_agency
 from store.models import Certificate
 from tests.conftest import token_for
-from tests.helpers import citizen_id, ec_csr
+from tests.helpers import assert_problem, citizen_id, ec_csr
 
 CERTIFICATES = "/api/v1/certificates"
-PROBLEM = "application/problem+json"
 ALL_SCOPES = {"certificates:issue", "certificates:read", "certificates:revoke"}
 UNKNOWN_SERIAL = "ab" * 16
 ENDPOINTS = ("revoke", "suspend", "reinstate", "renew")
 
-
-def assert_problem(response, status: int, code: str) -> dict:
-    """The response is an RFC 9457 problem with ``status`` and the stable ``code``."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].split(";")[0].strip() == PROBLEM
-    body = response.json()
-    assert {"type", "title", "status", "detail", "code"} <= body.keys(), body
-    assert (body["status"], body["code"]) == (status, code), body
-    assert body["type"].endswith("/" + code)
-    return body
 
 
 def bearer(token: str) -> dict[str, str]:

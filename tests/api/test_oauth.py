@@ -17,25 +17,13 @@ from sqlalchemy import update
 from api.tokens import AUDIENCE, TOKEN_KEY_LABEL, TokenService
 from store.agencies import add_client
 from store.models import ApiClient
+from tests.helpers import assert_problem
 
 TOKEN = "/api/v1/oauth/token"
 CERTIFICATES = "/api/v1/certificates"
-PROBLEM = "application/problem+json"
 GRANT = {"grant_type": "client_credentials"}
 BOTH_SCOPES = {"certificates:issue", "certificates:read"}
 
-
-def assert_problem(response, status: int, code: str) -> dict:
-    """The response is an RFC 9457 problem with ``status`` and the stable ``code``."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].split(";")[0].strip() == PROBLEM
-    body = response.json()
-    assert {"type", "title", "status", "detail", "code"} <= body.keys(), body
-    assert body["status"] == status
-    assert body["code"] == code, body
-    assert body["type"].endswith("/" + code)
-    assert body["title"] and body["detail"]
-    return body
 
 
 def b64url(data: bytes) -> str:

@@ -17,13 +17,12 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 
 from eauth.errors import AlreadyExists, KeyNotFound, KeyStoreError, KeyStoreLocked
 from keys.base import KeyAlgorithm, Signer, SoftwareSigner
 from keys.pkcs11store import Pkcs11KeyStore
-from keys.x509 import sign_certificate, sign_crl, sign_ocsp_response
+from keys.x509 import sign_certificate
 from tests.conftest import require_tool
 
 pytestmark = pytest.mark.interop
@@ -105,23 +104,12 @@ def test_rsa_3072(store):
 
 
 @pytest.mark.parametrize("signer_fixture", ["ec_signer", "rsa_signer"])
-def test_certificate_and_crl_signed_on_the_token_verify(request, signer_fixture, tmp_path):
+def test_certificate_signed_on_the_token_verifies(request, signer_fixture, tmp_path):
     signer = request.getfixturevalue(signer_fixture)
     cert = self_signed(signer)
     cert.verify_directly_issued_by(cert)
     assert cert.public_key() == signer.public_key
 
-    crl = sign_crl(
-        x509.CertificateRevocationListBuilder()
-        .issuer_name(cert.subject)
-        .last_update(NOW)
-        .next_update(NOW + dt.timedelta(days=1))
-        .add_revoked_certificate(
-            x509.RevokedCertificateBuilder().serial_number(42).revocation_date(NOW).build()
-        ),
-        signer,
-    )
-    assert crl.is_signature_valid(signer.public_key)
 
     openssl = require_tool("openssl")
     pem = tmp_path / "root.pem"
@@ -131,36 +119,6 @@ def test_certificate_and_crl_signed_on_the_token_verify(request, signer_fixture,
         [openssl, "verify", "-attime", at, "-CAfile", pem, pem], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
-
-
-@pytest.mark.parametrize("signer_fixture", ["ec_signer", "rsa_signer"])
-@pytest.mark.parametrize("encoding", list(ocsp.OCSPResponderEncoding))
-def test_ocsp_response_signed_on_the_token_verifies(request, signer_fixture, encoding):
-    signer = request.getfixturevalue(signer_fixture)
-    cert = self_signed(signer)
-    builder = (
-        ocsp.OCSPResponseBuilder()
-        .add_response(
-            cert=cert, issuer=cert, algorithm=hashes.SHA256(), cert_status=ocsp.OCSPCertStatus.GOOD,
-            this_update=NOW, next_update=NOW + dt.timedelta(hours=1), revocation_time=None, revocation_reason=None,
-        )
-        .responder_id(encoding, cert)
-        .certificates([cert])
-        .add_extension(x509.OCSPNonce(b"\x01" * 16), critical=False)
-    )
-    response = sign_ocsp_response(builder, signer)
-    reloaded = ocsp.load_der_ocsp_response(response.public_bytes(Encoding.DER))
-    assert reloaded.response_status is ocsp.OCSPResponseStatus.SUCCESSFUL
-    assert reloaded.serial_number == cert.serial_number
-    assert reloaded.certificate_status is ocsp.OCSPCertStatus.GOOD
-    assert reloaded.certificates == [cert]
-    assert reloaded.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce == b"\x01" * 16
-    assert reloaded.signature_hash_algorithm.name == "sha256"
-    if encoding is ocsp.OCSPResponderEncoding.HASH:
-        assert reloaded.responder_key_hash == x509.SubjectKeyIdentifier.from_public_key(signer.public_key).digest
-    else:
-        assert reloaded.responder_name == cert.subject
-    verify(signer, reloaded.signature, reloaded.tbs_response_bytes)
 
 
 def test_wrong_pin_is_refused(softhsm_token):
