@@ -301,6 +301,54 @@ def cert_renew(
               f"{written}", highlight=False)
 
 
+@app.command("sign")
+def sign(
+    file: Annotated[Path, typer.Argument(help="The PDF to seal.", exists=True, dir_okay=False, readable=True)],
+    seal: Annotated[str, typer.Option(help="Hex serial of an agency-seal certificate with a platform-kept key.")],
+    level: Annotated[str, typer.Option(help="PAdES level: B-B, B-T, B-LT or B-LTA.")] = "B-LTA",
+    certify: Annotated[Optional[str], typer.Option(
+        help="Certification signature with DocMDP no-changes or form-filling; default: approval signature.")] = None,
+    agency: Annotated[Optional[str], typer.Option(help="Refuse unless the seal was registered by this agency (code).")]
+    = None,
+    box: Annotated[Optional[str], typer.Option(
+        help="Visible seal x,y,width,height in PDF points from the lower-left corner.")] = None,
+    page: Annotated[int, typer.Option(help="Page of the visible seal, from 0.")] = 0,
+    image: Annotated[Optional[Path], typer.Option(help="PNG seal image shown in --box.")] = None,
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="Where to write the signed PDF "
+                                                     "(default: FILE with .signed.pdf); never overwritten.")] = None,
+) -> None:
+    """Seal a PDF document with an agency's seal, at a PAdES level (timestamp from the platform's TSA,
+    revocation data from its own CA)."""
+    from api.documents import sealer
+    from api.routes.documents import parse_box
+    from signing.pades import CERTIFY, LEVELS, sign_pdf
+
+    if level not in LEVELS:
+        raise InvalidInput(f"--level {level!r}: use one of {', '.join(LEVELS)}")
+    if certify is not None and certify not in CERTIFY:
+        raise InvalidInput(f"--certify {certify!r}: use one of {', '.join(CERTIFY)}")
+    if image is not None and box is None:
+        raise InvalidInput("--image needs --box")
+    appearance = parse_box(box, page, image.read_bytes() if image else None) if box is not None else None
+    target = out_file or file.with_name(file.stem + ".signed.pdf")
+    if target.exists():
+        raise InvalidInput(f"{target} already exists; not overwriting it")
+    p = _platform()
+    agency_id = None
+    if agency is not None:
+        with p.db.session() as session:
+            agency_id = agency_by_code(session, agency).id
+    spec = sealer(p).seal(seal, agency_id=agency_id, long_term=level in ("B-LT", "B-LTA"))
+    signed = sign_pdf(file.read_bytes(), seal=spec, level=level, certify=certify, appearance=appearance)
+    try:
+        with open(target, "xb") as f:
+            f.write(signed)
+    except FileExistsError:
+        raise InvalidInput(f"{target} already exists; not overwriting it") from None
+    out.print(f"sealed with {escape(spec.name)} ({level}{', certified ' + certify if certify else ''}): "
+              f"{escape(str(target))}", highlight=False)
+
+
 crl_app = typer.Typer(help="Certificate revocation lists.", no_args_is_help=True)
 app.add_typer(crl_app, name="crl")
 

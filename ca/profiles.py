@@ -89,7 +89,10 @@ PROFILES: dict[str, Profile] = {
             subject_kind=SubjectKind.AGENCY,
             validity=timedelta(days=1095),
             key_usage=_SIGNING,
-            extended_key_usage=(DOCUMENT_SIGNING,),
+            # documentSigning says what the key is for; emailProtection as well because NSS (poppler's
+            # pdfsig, Firefox, LibreOffice) checks PDF signers as S/MIME signers and refuses a
+            # certificate whose EKU lacks it ("Certificate type not approved for application").
+            extended_key_usage=(DOCUMENT_SIGNING, ExtendedKeyUsageOID.EMAIL_PROTECTION),
             key_custody=KeyCustody.PLATFORM,
             description="An agency's electronic seal (电子印章) for licenses and official documents.",
         ),

@@ -101,3 +101,22 @@ KeyStoreLocked = _error(
     "Key store passphrase or PIN missing or wrong", KeyStoreError,
 )
 KeyNotFound = _error("KeyNotFound", "key_not_found", ErrorKind.CONFIGURATION, "Key not found in key store", KeyStoreError)
+
+# Documents (PDF signing)
+NotAPdf = _error("NotAPdf", "not_a_pdf", ErrorKind.INVALID, "Not a PDF document", InvalidInput)
+EncryptedPdf = _error("EncryptedPdf", "encrypted_pdf", ErrorKind.INVALID, "Encrypted PDFs are not signed", InvalidInput)
+DocumentLocked = _error(
+    "DocumentLocked", "document_locked", ErrorKind.INVALID,
+    "The PDF is certified with no changes allowed (DocMDP P=1): another signature would break it", InvalidInput,
+)
+PageOutOfRange = _error("PageOutOfRange", "page_out_of_range", ErrorKind.INVALID, "No such page in the PDF", InvalidInput)
+SealBoxOffPage = _error(
+    "SealBoxOffPage", "seal_box_off_page", ErrorKind.INVALID, "The seal box is not within the page", InvalidInput
+)
+InvalidSealImage = _error(
+    "InvalidSealImage", "invalid_seal_image", ErrorKind.INVALID, "Seal image is not a usable PNG", InvalidInput
+)
+NoSealKey = _error(
+    "NoSealKey", "no_seal_key", ErrorKind.INVALID,
+    "No agency seal certificate with a platform-kept key for this agency", InvalidInput,
+)

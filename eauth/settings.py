@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     platform_name: str = Field("eauth demo platform", description="Organization name in the CA certificates.")
     access_token_ttl_seconds: int = Field(300, ge=30, le=3600, description="Lifetime of agency access tokens.")
     max_request_bytes: int = Field(1 << 20, description="Largest request body accepted by the JSON/CSR endpoints.")
+    max_document_bytes: int = Field(
+        20 << 20, ge=1024, description="Largest request body of POST /api/v1/documents/sign (the PDF, the seal "
+        "image and the multipart framing); every other route keeps max_request_bytes.",
+    )
     crl_validity_hours: int = Field(
         24, ge=1, le=24 * 31, description="How long each CRL is valid: its nextUpdate is thisUpdate plus this."
     )

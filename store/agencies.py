@@ -20,6 +20,7 @@ SCOPES = {
     "certificates:issue": "request certificates for subjects the agency has verified (registration authority)",
     "certificates:read": "fetch certificates and list them by subject",
     "certificates:revoke": "suspend, reinstate and revoke certificates the agency registered",
+    "documents:sign": "seal the agency's own PDF documents with its agency-seal certificate",
 }
 
 

@@ -175,7 +175,7 @@ def test_subordinate_authorities_point_to_their_issuer(authorities, name):
 
 # --- end-entity certificates -----------------------------------------------------------------------
 
-EXPECTED_EKU = {"citizen": LOGIN_AND_MAIL, "enterprise": LOGIN_AND_MAIL, "agency-seal": [DOCUMENT_SIGNING]}
+EXPECTED_EKU = {"citizen": LOGIN_AND_MAIL, "enterprise": LOGIN_AND_MAIL, "agency-seal": [DOCUMENT_SIGNING, ExtendedKeyUsageOID.EMAIL_PROTECTION]}
 
 
 @pytest.mark.parametrize("which", ["citizen", "citizen-rsa", "enterprise", "agency-seal"])

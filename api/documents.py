@@ -1,0 +1,107 @@
+"""Sealing an agency's own PDF documents: wires a seal certificate, its key, our TSA and our own
+revocation data (OCSP responder and CRLs, in process) into ``signing.pades``. Shared by the HTTP
+route (``api/routes/documents.py``) and ``eauth sign``."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509 import ocsp as x509_ocsp
+from cryptography.x509.oid import NameOID
+
+from api.platform import Platform
+from api.schedule import crl_publisher
+from ca.ocsp import OcspResponder, ResponseStatus
+from ca.records import CertificateRecord
+from eauth.errors import NoSealKey
+from signing.pades import RevocationData, SealSpec
+from signing.timestamper import InProcessTimeStamper
+from store.ca_store import SqlCaStore
+from store.crl_store import crl_transactions
+from store.ocsp_store import SqlOcspStore
+
+SEAL_PROFILE = "agency-seal"
+
+
+class DocumentSealer:
+    """Per process: the OCSP responder and the CA certificates, prepared once (they never change)."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+        settings = platform.settings
+        with platform.db.session() as session:
+            store = SqlCaStore(session)
+            authorities = {a.name: a for a in store.authorities()}
+        self.root = authorities["root"].certificate
+        self.seal_ca = authorities["seal"].certificate
+        self.tsa = authorities["tsa"].certificate
+        self.responder = OcspResponder(
+            authorities.values(), platform.keys, validity=timedelta(minutes=settings.ocsp_validity_minutes),
+            reuse_margin=timedelta(minutes=settings.ocsp_reuse_margin_minutes),
+        )
+        self.ocsp_store = SqlOcspStore(platform.db)
+        self.timestamper = InProcessTimeStamper(platform.timestamp_authority())
+
+    def seal(self, serial: str, *, agency_id: int | None, long_term: bool) -> SealSpec:
+        """The seal of certificate ``serial``: an agency-seal certificate with a platform-kept key, valid,
+        registered by ``agency_id`` (any agency's when None: the operator, from the CLI). NoSealKey
+        otherwise, saying no more about another agency's certificate than that it is not usable."""
+        with self.platform.db.session() as session:
+            record = SqlCaStore(session).certificate(serial.lower())
+        usable = (record is not None and record.profile == SEAL_PROFILE and record.key_label is not None
+                  and (agency_id is None or record.requested_by == agency_id))
+        if not usable:
+            whose = "of this agency " if agency_id is not None else ""
+            raise NoSealKey(f"certificate {serial} is not an agency seal {whose}with a key kept by the platform")
+        if record.status != "valid":
+            raise NoSealKey(f"seal certificate {serial} is {record.status}")
+        certificate = record.certificate
+        return SealSpec(
+            signer=self.platform.keys.signer(record.key_label),
+            certificate=certificate,
+            chain=(self.seal_ca,),
+            trust_roots=(self.root,),
+            name=_organization(certificate, record),
+            timestamper=self.timestamper,
+            revocation=self.revocation(certificate) if long_term else RevocationData(),
+            other_certificates=(self.tsa,),
+        )
+
+    def revocation(self, certificate: x509.Certificate) -> RevocationData:
+        """OCSP responses for the seal and TSA certificates from our responder, and the current CRLs of
+        the root and the seal CA (covering the seal CA itself): everything B-LT embeds, no network."""
+        ocsps = tuple(self._ocsp(c) for c in (certificate, self.tsa))
+        publisher, transaction = crl_publisher(self.platform), crl_transactions(self.platform.db)
+        crls = tuple(publisher.current(transaction, name).der for name in ("root", "seal"))
+        return RevocationData(ocsps=ocsps, crls=crls)
+
+    def _ocsp(self, certificate: x509.Certificate) -> bytes:
+        request = x509_ocsp.OCSPRequestBuilder().add_certificate(certificate, self.seal_ca, hashes.SHA1()).build()
+        answer = self.responder.respond(request.public_bytes(Encoding.DER), self.ocsp_store)
+        if answer.status is not ResponseStatus.SUCCESSFUL:
+            raise RuntimeError(f"our OCSP responder answered {answer.status.name}")
+        return answer.der
+
+
+def _organization(certificate: x509.Certificate, record: CertificateRecord) -> str:
+    names = certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+    return str(names[0].value) if names else record.subject_dn
+
+
+_lock = threading.Lock()
+
+
+def sealer(platform: Platform) -> DocumentSealer:
+    """The platform's sealer, made on first use and kept on it (nothing in it is state)."""
+    found = getattr(platform, "_document_sealer", None)
+    if found is None:
+        with _lock:
+            found = getattr(platform, "_document_sealer", None)
+            if found is None:
+                found = DocumentSealer(platform)
+                platform._document_sealer = found
+    return found
