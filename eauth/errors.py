@@ -116,6 +116,9 @@ SealBoxOffPage = _error(
 InvalidSealImage = _error(
     "InvalidSealImage", "invalid_seal_image", ErrorKind.INVALID, "Seal image is not a usable PNG", InvalidInput
 )
+SealFontMissing = _error(
+    "SealFontMissing", "seal_font_missing", ErrorKind.CONFIGURATION, "The seal font is not installed"
+)
 NoSealKey = _error(
     "NoSealKey", "no_seal_key", ErrorKind.INVALID,
     "No agency seal certificate with a platform-kept key for this agency", InvalidInput,

@@ -21,14 +21,13 @@ imports nothing of the web layer. Use ``async_sign_pdf`` where an event loop run
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-import struct
 import uuid
-import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from io import BytesIO
+from pathlib import Path
 from typing import Literal
 
 from asn1crypto import algos, cms, core
@@ -37,19 +36,28 @@ from asn1crypto import ocsp as asn1_ocsp
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from fontTools.ttLib import TTFont
+from PIL import Image
 from pyhanko.pdf_utils import generic
-from pyhanko.pdf_utils.content import ResourceType
-from pyhanko.pdf_utils.generic import pdf_name
+from pyhanko.pdf_utils.font.opentype import GlyphAccumulator, GlyphAccumulatorFactory
+from pyhanko.pdf_utils.images import PdfImage
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-from pyhanko.pdf_utils.layout import BoxConstraints
+from pyhanko.pdf_utils.layout import (
+    AxisAlignment,
+    InnerScaling,
+    Margins,
+    SimpleBoxLayoutRule,
+)
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.pdf_utils.text import TextBoxStyle
 from pyhanko.sign import signers
 from pyhanko.sign.fields import MDPPerm, SigFieldSpec, SigSeedSubFilter
 from pyhanko.sign.timestamps import TimeStamper
 from pyhanko.sign.validation.dss import DocumentSecurityStore
 from pyhanko.sign.validation.pdf_embedded import read_certification_data
-from pyhanko.stamp.base import BaseStamp, BaseStampStyle
+from pyhanko.stamp.base import BaseStampStyle
+from pyhanko.stamp.text import TextStampStyle
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from eauth.errors import (
@@ -60,6 +68,7 @@ from eauth.errors import (
     NotAPdf,
     PageOutOfRange,
     SealBoxOffPage,
+    SealFontMissing,
 )
 from keys.base import Signer
 
@@ -268,211 +277,108 @@ def _inherited(page: generic.DictionaryObject, key: str):
 
 # --- the visible seal ------------------------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class _PngXObject:
-    """An image XObject made from a PNG without decoding it where possible."""
-
-    width: int
-    height: int
-    stream: generic.StreamObject
-    smask: generic.StreamObject | None
+#: WenQuanYi Micro Hei (Debian ``fonts-wqy-microhei``): embedded as a subset, so that the agency's name
+#: shows the same in every viewer.
+SEAL_FONT = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
+#: Largest seal image accepted, checked from the PNG header before any pixel is decoded.
+MAX_SEAL_PIXELS = (4096, 4096)
 
 
-def png_xobject(png: bytes) -> _PngXObject:
-    """8-bit non-interlaced PNGs: grey or RGB go in as they are (FlateDecode with the PNG predictors);
-    palette images as Indexed; an alpha channel becomes a soft mask."""
-    if png[:8] != b"\x89PNG\r\n\x1a\n":
-        raise InvalidSealImage("the seal image is not a PNG")
-    pos, idat, header, palette = 8, [], None, None
+#: Tables the seal's horizontal text does without: OpenType layout (pyHanko drops it from the subset
+#: anyway), vertical metrics, FontForge's timestamps. pyHanko subsets a TrueType font keeping its glyph
+#: ids, so each signature still reads and writes per-glyph tables of all 46,000 glyphs (~0.9 s): these
+#: are the ones it need not.
+_UNUSED_TABLES = ("GSUB", "GPOS", "GDEF", "FFTM", "vhea", "vmtx")
+
+
+@functools.cache
+def _font_program(path: Path = SEAL_FONT) -> bytes:
+    """The first font of the TrueType collection (``.ttc``) at ``path`` as a single TrueType font:
+    pyHanko's glyph accumulator (fontTools and HarfBuzz) reads one font, not a collection."""
     try:
-        while pos < len(png):
-            length, kind = struct.unpack(">I4s", png[pos:pos + 8])
-            data = png[pos + 8:pos + 8 + length]
-            pos += 12 + length
-            if kind == b"IHDR":
-                header = struct.unpack(">IIBBBBB", data)
-            elif kind == b"PLTE":
-                palette = data
-            elif kind == b"IDAT":
-                idat.append(data)
-            elif kind == b"IEND":
-                break
-    except struct.error:
-        raise InvalidSealImage("the seal image is a truncated PNG") from None
-    if header is None or not idat:
-        raise InvalidSealImage("the seal image PNG has no header or no image data")
-    width, height, depth, colour, _, _, interlace = header
-    if depth != 8 or interlace or colour not in (0, 2, 3, 4, 6) or not (0 < width <= 4096 and 0 < height <= 4096):
-        raise InvalidSealImage("the seal image must be an 8-bit, non-interlaced PNG of at most 4096 × 4096 pixels")
-    data = b"".join(idat)
-    spaces = {0: pdf_name("/DeviceGray"), 2: pdf_name("/DeviceRGB"), 4: pdf_name("/DeviceGray"), 6: pdf_name("/DeviceRGB")}
-    if colour in (0, 2, 3):
-        colours = {0: 1, 2: 3, 3: 1}[colour]
-        if colour == 3:
-            if palette is None:
-                raise InvalidSealImage("the seal image PNG has no palette")
-            space = generic.ArrayObject([pdf_name("/Indexed"), pdf_name("/DeviceRGB"),
-                                         generic.NumberObject(len(palette) // 3 - 1), generic.ByteStringObject(palette)])
-        else:
-            space = spaces[colour]
-        stream = _image_stream(width, height, space, data, predictor_colours=colours)
-        return _PngXObject(width, height, stream, None)
-    colours = 1 if colour == 4 else 3
+        font = TTFont(path, fontNumber=0, lazy=True)
+    except FileNotFoundError:
+        raise SealFontMissing(f"the seal font {path} is not installed (Debian package fonts-wqy-microhei)") from None
+    for table in _UNUSED_TABLES:
+        if table in font:
+            del font[table]
+    buffer = BytesIO()
+    font.save(buffer)
+    return buffer.getvalue()
+
+
+class _GlyphsInThousandths(GlyphAccumulator):
+    """pyHanko's glyph accumulator writes the font's glyph widths (/W) and kerning (TJ) in font units,
+    where PDF wants thousandths of an em: right only for a font of 1000 units an em. WenQuanYi Micro
+    Hei has 2048, so every glyph came out twice as wide as it is. Here HarfBuzz shapes in thousandths
+    of an em and the widths are scaled to match (scaling the font itself, fontTools' ``scale_upem``,
+    takes ~17 s for its 46,000 glyphs)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._font_units = self.units_per_em
+        self.units_per_em = 1000
+        self.hb_font.scale = (1000, 1000)
+
+    def _get_cid_and_width(self, glyph_id: int) -> tuple[int, int]:
+        if glyph_id not in self._glyphs:
+            cid, width = super()._get_cid_and_width(glyph_id)
+            self._glyphs[glyph_id] = cid, round(width * 1000 / self._font_units)
+        return self._glyphs[glyph_id]
+
+
+class _SealFont(GlyphAccumulatorFactory):
+    """pyHanko's embedded, subset OpenType font engine over the seal font."""
+
+    def create_font_engine(self, writer, obj_stream=None) -> GlyphAccumulator:
+        if obj_stream is None and writer.stream_xrefs and self.create_objstream_if_needed:
+            obj_stream = writer.prepare_object_stream()
+        return _GlyphsInThousandths(writer=writer, font_handle=BytesIO(_font_program(Path(self.font_file))),
+                                    font_size=self.font_size, obj_stream=obj_stream)
+
+
+def seal_image(png: bytes) -> PdfImage:
+    """The seal image for pyHanko's stamp: a PNG of at most ``MAX_SEAL_PIXELS``, decoded by Pillow."""
     try:
-        raw = _unfilter(zlib.decompress(data), width, height, colours + 1)
-    except zlib.error:
-        raise InvalidSealImage("the seal image PNG data is corrupt") from None
-    step = colours + 1
-    alpha = bytes(raw[colours::step])
-    pixels = memoryview(raw)
-    colour_bytes = b"".join(bytes(pixels[i:i + colours]) for i in range(0, len(raw), step))
-    stream = _image_stream(width, height, spaces[colour], zlib.compress(colour_bytes))
-    smask = _image_stream(width, height, pdf_name("/DeviceGray"), zlib.compress(alpha))
-    return _PngXObject(width, height, stream, smask)
+        image = Image.open(BytesIO(png), formats=["PNG"])
+        if image.width > MAX_SEAL_PIXELS[0] or image.height > MAX_SEAL_PIXELS[1]:
+            raise InvalidSealImage(
+                f"the seal image is {image.width} × {image.height} pixels: at most "
+                f"{MAX_SEAL_PIXELS[0]} × {MAX_SEAL_PIXELS[1]} are accepted")
+        image.load()
+    except (Image.UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise InvalidSealImage(f"the seal image is not a readable PNG: {exc}") from None
+    transparent = "A" in image.getbands() or "transparency" in image.info
+    if image.mode not in ("RGB", "RGBA", "L", "LA") or (image.mode in ("RGB", "L") and transparent):
+        image = image.convert("RGBA" if transparent else "RGB")
+    return PdfImage(image)
 
 
-def _image_stream(width, height, space, data: bytes, *, predictor_colours: int | None = None) -> generic.StreamObject:
-    entries = {
-        pdf_name("/Type"): pdf_name("/XObject"),
-        pdf_name("/Subtype"): pdf_name("/Image"),
-        pdf_name("/Width"): generic.NumberObject(width),
-        pdf_name("/Height"): generic.NumberObject(height),
-        pdf_name("/ColorSpace"): space,
-        pdf_name("/BitsPerComponent"): generic.NumberObject(8),
-        pdf_name("/Filter"): pdf_name("/FlateDecode"),
-    }
-    if predictor_colours is not None:
-        entries[pdf_name("/DecodeParms")] = generic.DictionaryObject({
-            pdf_name("/Predictor"): generic.NumberObject(15),
-            pdf_name("/Colors"): generic.NumberObject(predictor_colours),
-            pdf_name("/BitsPerComponent"): generic.NumberObject(8),
-            pdf_name("/Columns"): generic.NumberObject(width),
-        })
-    return generic.StreamObject(generic.DictionaryObject(entries), encoded_data=data)
-
-
-def _unfilter(data: bytes, width: int, height: int, bpp: int) -> bytearray:
-    """Undo the PNG row filters (RFC 2083 §6) of 8-bit samples, ``bpp`` bytes a pixel."""
-    stride = width * bpp
-    if len(data) < height * (stride + 1):
-        raise InvalidSealImage("the seal image PNG data is truncated")
-    out = bytearray(height * stride)
-    previous = bytearray(stride)
-    for row in range(height):
-        kind = data[row * (stride + 1)]
-        line = bytearray(data[row * (stride + 1) + 1:(row + 1) * (stride + 1)])
-        if kind == 1:
-            for i in range(bpp, stride):
-                line[i] = (line[i] + line[i - bpp]) & 0xFF
-        elif kind == 2:
-            for i in range(stride):
-                line[i] = (line[i] + previous[i]) & 0xFF
-        elif kind == 3:
-            for i in range(stride):
-                left = line[i - bpp] if i >= bpp else 0
-                line[i] = (line[i] + ((left + previous[i]) >> 1)) & 0xFF
-        elif kind == 4:
-            for i in range(stride):
-                a = line[i - bpp] if i >= bpp else 0
-                b = previous[i]
-                c = previous[i - bpp] if i >= bpp else 0
-                p = a + b - c
-                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 0xFF
-        elif kind != 0:
-            raise InvalidSealImage(f"the seal image PNG uses unknown row filter {kind}")
-        out[row * stride:(row + 1) * stride] = line
-        previous = line
-    return out
-
-
-# Adobe's predefined Simplified Chinese CID font (no font file: every PDF viewer substitutes one of its
-# own), addressed in UCS-2 so that any BMP character of an agency's name can be written.
-_CJK_FONT_NAME = "/SealFont"
-
-
-def _cjk_font() -> generic.DictionaryObject:
-    descriptor = generic.DictionaryObject({
-        pdf_name("/Type"): pdf_name("/FontDescriptor"),
-        pdf_name("/FontName"): pdf_name("/STSong-Light"),
-        pdf_name("/Flags"): generic.NumberObject(6),
-        pdf_name("/FontBBox"): generic.ArrayObject(map(generic.NumberObject, (-25, -254, 1000, 880))),
-        pdf_name("/ItalicAngle"): generic.NumberObject(0),
-        pdf_name("/Ascent"): generic.NumberObject(880),
-        pdf_name("/Descent"): generic.NumberObject(-120),
-        pdf_name("/CapHeight"): generic.NumberObject(880),
-        pdf_name("/StemV"): generic.NumberObject(93),
-    })
-    descendant = generic.DictionaryObject({
-        pdf_name("/Type"): pdf_name("/Font"),
-        pdf_name("/Subtype"): pdf_name("/CIDFontType0"),
-        pdf_name("/BaseFont"): pdf_name("/STSong-Light"),
-        pdf_name("/CIDSystemInfo"): generic.DictionaryObject({
-            pdf_name("/Registry"): generic.TextStringObject("Adobe"),
-            pdf_name("/Ordering"): generic.TextStringObject("GB1"),
-            pdf_name("/Supplement"): generic.NumberObject(4),
-        }),
-        pdf_name("/FontDescriptor"): descriptor,
-        pdf_name("/DW"): generic.NumberObject(1000),
-        # CIDs 1-95 of Adobe-GB1 are the half-width ASCII glyphs (U+0020-U+007E).
-        pdf_name("/W"): generic.ArrayObject(map(generic.NumberObject, (1, 95, 500))),
-    })
-    return generic.DictionaryObject({
-        pdf_name("/Type"): pdf_name("/Font"),
-        pdf_name("/Subtype"): pdf_name("/Type0"),
-        pdf_name("/BaseFont"): pdf_name("/STSong-Light-UniGB-UCS2-H"),
-        pdf_name("/Encoding"): pdf_name("/UniGB-UCS2-H"),
-        pdf_name("/DescendantFonts"): generic.ArrayObject([descendant]),
-    })
-
-
-def _ucs2(text: str) -> bytes:
-    """A hex string of ``text`` in UCS-2 (characters beyond the BMP become U+FFFD)."""
-    return b"<" + "".join(c if ord(c) <= 0xFFFF else "\ufffd" for c in text).encode("utf-16-be").hex().encode() + b">"
-
-
-@dataclass(frozen=True)
-class SealStampStyle(BaseStampStyle):
-    """The seal image on the left (aspect kept), the agency name and signing time beside it."""
-
-    name: str = ""
-    image: _PngXObject | None = None
-    signing_time: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
-    border_width: int = 0
-
-    def create_stamp(self, writer, box: BoxConstraints, text_params: dict) -> BaseStamp:
-        return _SealStamp(writer=writer, style=self, box=box)
-
-
-class _SealStamp(BaseStamp):
-    def _render_inner_content(self):
-        style: SealStampStyle = self.style
-        width, height = self.box.width, self.box.height
-        commands, text_left = [], 2.0
-        if style.image is not None:
-            image = style.image
-            stream = image.stream
-            if image.smask is not None:
-                stream = generic.StreamObject(generic.DictionaryObject(dict(image.stream)),
-                                              encoded_data=image.stream.encoded_data)
-                stream[pdf_name("/SMask")] = self.writer.add_object(image.smask)
-            scale = min(height / image.height, (width * 0.45) / image.width)
-            w, h = image.width * scale, image.height * scale
-            self.set_resource(category=ResourceType.XOBJECT, name=pdf_name("/SealImage"),
-                              value=self.writer.add_object(stream))
-            commands.append(b"q %g 0 0 %g 0 %g cm /SealImage Do Q" % (w, h, (height - h) / 2))
-            text_left = w + 4
-        self.set_resource(category=ResourceType.FONT, name=pdf_name(_CJK_FONT_NAME),
-                          value=self.writer.add_object(_cjk_font()))
-        lines = [style.name, style.signing_time.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")]
-        available = max(width - text_left - 2, 1)
-        size = max(min(height / 4, available / max(1, max(len(line) for line in lines))), 2)
-        y = height / 2 + size * 0.2
-        for line in lines:
-            commands.append(b"BT %s %g Tf %g %g Td %s Tj ET" % (_CJK_FONT_NAME.encode(), size, text_left, y, _ucs2(line)))
-            y -= size * 1.4
-        return commands
+def _stamp_style(appearance: Appearance) -> TextStampStyle:
+    """The seal image on the left (aspect kept, within 45% of the box), the agency name and signing
+    time beside it, shrunk to fit."""
+    text_left = 2.0
+    background, background_layout = None, BaseStampStyle().background_layout
+    if appearance.image is not None:
+        background = seal_image(appearance.image)
+        image_width = appearance.width * 0.45
+        background_layout = SimpleBoxLayoutRule(
+            x_align=AxisAlignment.ALIGN_MIN, y_align=AxisAlignment.ALIGN_MID,
+            margins=Margins(left=0, right=appearance.width - image_width, top=0, bottom=0),
+            inner_content_scaling=InnerScaling.STRETCH_TO_FIT)
+        text_left = image_width + 4
+    _font_program(SEAL_FONT)  # a missing font is a configuration error here, not one inside pyHanko
+    return TextStampStyle(
+        stamp_text="%(signer)s\n%(ts)s",
+        text_box_style=TextBoxStyle(font=_SealFont(str(SEAL_FONT))),
+        inner_content_layout=SimpleBoxLayoutRule(
+            x_align=AxisAlignment.ALIGN_MIN, y_align=AxisAlignment.ALIGN_MID,
+            margins=Margins(left=text_left, right=2, top=2, bottom=2)),
+        background=background,
+        background_layout=background_layout,
+        background_opacity=1.0,
+        border_width=0,
+    )
 
 
 # --- signing ---------------------------------------------------------------------------------------
@@ -511,9 +417,9 @@ async def async_sign_pdf(
         raise InvalidInput(f"unknown certification {certify!r}; use one of {', '.join(CERTIFY)}")
     if level != "B-B" and seal.timestamper is None:
         raise InvalidInput(f"PAdES {level} needs a timestamper")
-    image = png_xobject(appearance.image) if appearance is not None and appearance.image is not None else None
     reader = _reader(pdf)
     _check(reader, appearance)
+    style = _stamp_style(appearance) if appearance is not None else None
     field_name = f"Seal-{uuid.uuid4().hex[:12]}"
     long_term = level in ("B-LT", "B-LTA")
     if long_term and not (seal.revocation.ocsps or seal.revocation.crls):
@@ -526,11 +432,10 @@ async def async_sign_pdf(
         certify=certify is not None,
         docmdp_permissions=CERTIFY[certify] if certify is not None else MDPPerm.FILL_FORMS,
     )
-    field_spec, style = None, None
+    field_spec = None
     if appearance is not None:
         box = (appearance.x, appearance.y, appearance.x + appearance.width, appearance.y + appearance.height)
         field_spec = SigFieldSpec(sig_field_name=field_name, on_page=appearance.page, box=box)
-        style = SealStampStyle(name=seal.name, image=image)
     pdf_signer = signers.PdfSigner(
         metadata,
         signer=KeyStoreSigner(seal.signer, seal.certificate, seal.chain),

@@ -39,6 +39,18 @@ def require_tool(name: str) -> str:
     return path
 
 
+def require_seal_font() -> None:
+    """Skip a test that needs the seal font (Debian fonts-wqy-microhei) without it, or fail when CI
+    requires interop."""
+    from signing.pades import SEAL_FONT
+
+    if not SEAL_FONT.is_file():
+        message = f"seal font {SEAL_FONT} not installed (fonts-wqy-microhei)"
+        if REQUIRE_INTEROP:
+            pytest.fail(message + " (EAUTH_REQUIRE_INTEROP=1)")
+        pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory) -> Iterator[str]:
     """A fresh, empty database for this test session (one per xdist worker)."""

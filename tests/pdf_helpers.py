@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 
+from PIL import Image
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.writer import PageObject, PdfFileWriter
 
@@ -37,25 +36,15 @@ def one_page_pdf(*, encrypt: str | None = None, padding: int = 0) -> bytes:
     return out.getvalue()
 
 
-def png(width: int = 24, height: int = 16, *, alpha: bool = True, filter_type: int = 0) -> bytes:
-    """A red PNG (RGBA half transparent, or RGB), every row with PNG filter ``filter_type``."""
-    pixel = bytes((200, 0, 0, 128)) if alpha else bytes((200, 0, 0))
-    raw_row = pixel * width
-    rows = []
-    for _ in range(height):
-        if filter_type == 1:  # Sub: each byte minus the one bpp to its left
-            bpp = len(pixel)
-            row = bytes((raw_row[i] - (raw_row[i - bpp] if i >= bpp else 0)) & 0xFF for i in range(len(raw_row)))
-        else:
-            row = raw_row
-        rows.append(bytes((filter_type,)) + row)
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 6 if alpha else 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"".join(rows)))
-            + chunk(b"IEND", b""))
+def png(width: int = 24, height: int = 16, *, mode: str = "RGBA") -> bytes:
+    """A red PNG made by Pillow: half transparent (RGBA), opaque (RGB), or a palette image (P)."""
+    colour = {"RGBA": (200, 0, 0, 128), "RGB": (200, 0, 0), "P": 0, "L": 100}[mode]
+    image = Image.new(mode, (width, height), colour)
+    if mode == "P":
+        image.putpalette([200, 0, 0] * 256)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def issue_seal(platform, agency_id: int, name: str = "某市人民政府办公室"):

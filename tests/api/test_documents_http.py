@@ -15,7 +15,7 @@ from pyhanko_certvalidator import ValidationContext
 
 from api.documents import sealer
 from store.agencies import add_agency
-from tests.conftest import token_for
+from tests.conftest import require_seal_font, token_for
 from tests.pdf_helpers import issue_seal, one_page_pdf, png
 
 URL = "/api/v1/documents/sign"
@@ -50,6 +50,7 @@ def _post(api, headers, params, pdf=None, image=None):
 
 @pytest.mark.parametrize("level", ["B-B", "B-LTA"])
 def test_sign_returns_a_valid_pdf(api, platform, headers, seal_serial, level):
+    require_seal_font()
     response = _post(api, headers, {"seal": seal_serial, "level": level, "certify": "no-changes",
                                     "page": 0, "box": "380,40,180,60"}, image=png())
     assert response.status_code == 200, response.text

@@ -16,10 +16,12 @@ from api.documents import sealer
 from store.agencies import add_agency
 from tests.api.test_cli import assert_one_line_error
 from tests.api.test_crl_cli import _eauth
+from tests.conftest import require_seal_font
 from tests.pdf_helpers import issue_seal, one_page_pdf, png
 
 
 def test_sign_b_lta_certified_with_a_visible_seal(platform, agency, tmp_path):
+    require_seal_font()
     record = issue_seal(platform, agency.id, name="命令行盖章机关")
     (tmp_path / "doc.pdf").write_bytes(one_page_pdf())
     (tmp_path / "seal.png").write_bytes(png())

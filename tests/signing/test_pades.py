@@ -31,17 +31,20 @@ from eauth.errors import (
     NotAPdf,
     PageOutOfRange,
     SealBoxOffPage,
+    SealFontMissing,
 )
 from eauth.settings import Settings
 from signing.pades import (
+    SEAL_FONT,
     Appearance,
     KeyStoreSigner,
+    _font_program,
     async_sign_pdf,
-    png_xobject,
+    seal_image,
     sign_pdf,
 )
 from store.agencies import add_agency
-from tests.conftest import fresh_database, require_tool
+from tests.conftest import fresh_database, require_seal_font, require_tool
 from tests.pdf_helpers import issue_seal, one_page_pdf, png
 
 LEVELS = ("B-B", "B-T", "B-LT", "B-LTA")
@@ -61,6 +64,7 @@ def root(platform) -> asn1_x509.Certificate:
 @pytest.fixture(scope="module")
 def signed(platform, agency, seal_record) -> dict[str, bytes]:
     """One document per level: certified (no changes), with a visible seal."""
+    require_seal_font()
     documents = {}
     for level in LEVELS:
         spec = sealer(platform).seal(seal_record.serial, agency_id=agency.id, long_term=level in ("B-LT", "B-LTA"))
@@ -157,14 +161,15 @@ def test_async_api_inside_a_running_loop(platform, agency, seal_record, root):
     assert status.valid and status.timestamp_validity is not None
 
 
-def test_rgb_and_filtered_png_seal_images(platform, agency, seal_record, root):
+def test_rgb_palette_and_grey_seal_images(platform, agency, seal_record, root):
+    require_seal_font()
     spec = sealer(platform).seal(seal_record.serial, agency_id=agency.id, long_term=False)
-    for image in (png(alpha=False), png(filter_type=1), png(alpha=False, filter_type=1)):
+    for mode in ("RGB", "P", "L"):
+        image = png(mode=mode)
         document = sign_pdf(one_page_pdf(), seal=spec, appearance=Appearance(0, 10, 10, 100, 40, image=image))
         status, _ = _validate(document, root)
         assert status.valid
-    xobject = png_xobject(png(filter_type=1))
-    assert xobject.smask is not None and xobject.width == 24
+    assert seal_image(png()).image.mode == "RGBA"  # the alpha channel becomes a soft mask
 
 
 # --- bad input --------------------------------------------------------------------------------------
@@ -202,7 +207,7 @@ def test_page_out_of_range_and_box_off_the_page(seal_spec):
 
 
 def test_bad_seal_image(seal_spec):
-    for image in (b"GIF89a", png()[:40], b"\x89PNG\r\n\x1a\n"):
+    for image in (b"GIF89a", png()[:40], b"\x89PNG\r\n\x1a\n", png(4097, 1, mode="L")):
         with pytest.raises(InvalidSealImage):
             sign_pdf(one_page_pdf(), seal=seal_spec, appearance=Appearance(0, 10, 10, 100, 40, image=image))
 
@@ -280,6 +285,7 @@ def hsm_platform(softhsm_token, tmp_path_factory):
 
 @pytest.mark.interop
 def test_seal_key_on_pkcs11_signs_a_pdf_that_validates(hsm_platform):
+    require_seal_font()
     with hsm_platform.db.session() as session:
         hsm_agency = add_agency(session, code="pades-hsm", name="HSM agency", credit_code=None)
     record = issue_seal(hsm_platform, hsm_agency.id, name="某县人民政府")
@@ -289,3 +295,31 @@ def test_seal_key_on_pkcs11_signs_a_pdf_that_validates(hsm_platform):
     root = asn1_x509.Certificate.load(sealer(hsm_platform).root.public_bytes(Encoding.DER))
     status, _ = _validate(document, root, embedded_only=True)
     assert status.intact and status.valid and status.trusted, status.pretty_print_details()
+
+
+# --- interop: the seal font is embedded -------------------------------------------------------------
+
+
+@pytest.mark.interop
+def test_seal_font_is_an_embedded_subset(signed, tmp_path):
+    """The agency name is set in WenQuanYi Micro Hei, embedded as a TrueType subset (/FontFile2)."""
+    pdffonts = require_tool("pdffonts")
+    reader = PdfFileReader(io.BytesIO(signed["B-B"]))
+    field = reader.root["/AcroForm"]["/Fields"][0].get_object()
+    fonts = field["/AP"]["/N"]["/Resources"]["/Font"]
+    font = next(iter(fonts.values())).get_object()
+    descriptor = font["/DescendantFonts"][0].get_object()["/FontDescriptor"]
+    program = descriptor["/FontFile2"].get_object().data
+    widths = [w for item in font["/DescendantFonts"][0].get_object()["/W"] if isinstance(item, list) for w in item]
+    assert max(widths) == 1000  # thousandths of an em (the font has 2048 units an em): a CJK glyph is 1 em
+    assert 0 < len(program) < len(SEAL_FONT.read_bytes()) // 10  # a subset, not the whole collection
+    path = tmp_path / "signed.pdf"
+    path.write_bytes(signed["B-B"])
+    listing = subprocess.run([pdffonts, str(path)], capture_output=True, text=True, check=True).stdout
+    line = next(line for line in listing.splitlines() if "WenQuanYi" in line)
+    assert line.split()[-5:-3] == ["yes", "yes"], listing  # emb, sub
+
+
+def test_missing_seal_font_is_a_configuration_error(tmp_path):
+    with pytest.raises(SealFontMissing):
+        _font_program(tmp_path / "no-such-font.ttc")
