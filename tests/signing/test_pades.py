@@ -322,4 +322,4 @@ def test_seal_font_is_an_embedded_subset(signed, tmp_path):
 
 def test_missing_seal_font_is_a_configuration_error(tmp_path):
     with pytest.raises(SealFontMissing):
-        _font_program(tmp_path / "no-such-font.ttc")
+        _font_program("某", tmp_path / "no-such-font.ttc")
