@@ -33,6 +33,7 @@ from ca.authority import Clock, utcnow
 from ca.records import AuthorityRecord
 from eauth.errors import NotFound
 from keys.base import KeyStore, Signer
+from eauth.der import header as der_header
 from keys.x509 import crl_draft
 
 #: Roles of the authorities that sign CRLs (those with the cRLSign key usage).
@@ -233,7 +234,7 @@ def build_crl(authority: AuthorityRecord, signer: Signer, *, number: int, this_u
     tbs = _with_entries(draft.tbs_certlist_bytes, entries)
     algorithm = asn1_crl.CertificateList.load(draft.public_bytes(Encoding.DER))["signature_algorithm"].dump()
     signature = core.OctetBitString(signer.sign(tbs)).dump()
-    return b"".join((_der_header(_SEQUENCE, len(tbs) + len(algorithm) + len(signature)), tbs, algorithm, signature))
+    return b"".join((der_header(_SEQUENCE, len(tbs) + len(algorithm) + len(signature)), tbs, algorithm, signature))
 
 
 def _with_entries(draft_tbs: bytes, entries: Sequence[bytes]) -> bytes:
@@ -250,24 +251,10 @@ def _with_entries(draft_tbs: bytes, entries: Sequence[bytes]) -> bytes:
     if not contents.endswith(extensions):
         raise ValueError("crlExtensions are not the last field of the draft CRL")
     fields = contents[: len(contents) - len(extensions)]  # version, signature, issuer, thisUpdate, nextUpdate
-    revoked_header = _der_header(_SEQUENCE, size)
+    revoked_header = der_header(_SEQUENCE, size)
     length = len(fields) + len(revoked_header) + size + len(extensions)
-    return b"".join((_der_header(_SEQUENCE, length), fields, revoked_header, *entries, extensions))
+    return b"".join((der_header(_SEQUENCE, length), fields, revoked_header, *entries, extensions))
 
 
 _SEQUENCE = 0x30  # universal, constructed, tag 16
 
-
-def _der_header(tag: int, length: int) -> bytes:
-    """Identifier and definite-length octets (X.690 §8.1.2–8.1.3, DER: shortest form) of a value whose
-    contents are ``length`` bytes long.
-
-    Written by hand because the contents here are never one object: the revokedCertificates SEQUENCE,
-    the TBSCertList and the CertificateList around them are joined once from the streamed chunks of
-    entries. asn1crypto only writes a header when it dumps a value holding all of its contents, which
-    means one more copy of tens of megabytes per level for a large CRL.
-    """
-    if length < 0x80:
-        return bytes((tag, length))
-    octets = length.to_bytes((length.bit_length() + 7) // 8, "big")
-    return bytes((tag, 0x80 | len(octets))) + octets

@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from ca.authority import HIERARCHY, Clock, utcnow
 from ca.records import AuthorityRecord
+from eauth.der import tlv
 from eauth.errors import EauthError, ErrorKind
 from keys.base import KeyStore, Signer
 
@@ -132,12 +133,6 @@ def _expect(buf: bytes, pos: int, end: int, tag: int) -> tuple[int, int]:
     return start, stop
 
 
-def _tlv(tag: int, content: bytes) -> bytes:
-    n = len(content)
-    if n < 0x80:
-        return bytes((tag, n)) + content
-    size = (n.bit_length() + 7) // 8
-    return bytes((tag, 0x80 | size)) + n.to_bytes(size, "big") + content
 
 
 def _time(moment: datetime) -> bytes:
@@ -162,8 +157,8 @@ HASH_ALGORITHMS = {
 }
 
 _SIGNATURE_ALGORITHMS = {
-    False: _tlv(_SEQUENCE, bytes.fromhex("06082a8648ce3d040302")),  # ecdsa-with-SHA256, no parameters
-    True: _tlv(_SEQUENCE, bytes.fromhex("06092a864886f70d01010b") + _NULL),  # sha256WithRSAEncryption
+    False: tlv(_SEQUENCE, bytes.fromhex("06082a8648ce3d040302")),  # ecdsa-with-SHA256, no parameters
+    True: tlv(_SEQUENCE, bytes.fromhex("06092a864886f70d01010b") + _NULL),  # sha256WithRSAEncryption
 }
 
 #: CRLReason codes (RFC 5280 §5.3.1) by the names the lifecycle stores; unspecified is left out, as in CRLs.
@@ -301,7 +296,7 @@ def parse_request(der: bytes) -> OcspRequest:
 
 def error_response(status: ResponseStatus) -> bytes:
     """An unsigned OCSPResponse with an error status and no responseBytes."""
-    return _tlv(_SEQUENCE, _tlv(0x0A, bytes((status,))))
+    return tlv(_SEQUENCE, tlv(0x0A, bytes((status,))))
 
 
 def _first_cert_id(response: bytes) -> bytes:
@@ -395,9 +390,9 @@ class OcspResponder:
             entry = _Responder(
                 ca=ca.name,
                 signer=signer,
-                responder_id=_tlv(0xA2, _tlv(_OCTET_STRING, _responder_key_hash(responder_der))),
+                responder_id=tlv(0xA2, tlv(_OCTET_STRING, _responder_key_hash(responder_der))),
                 signature_algorithm=_SIGNATURE_ALGORITHMS[signer.algorithm.is_rsa],
-                certs=_tlv(0xA0, _tlv(_SEQUENCE, responder_der)),
+                certs=tlv(0xA0, tlv(_SEQUENCE, responder_der)),
             )
             for key in _issuer_hashes(ca.certificate.public_bytes(Encoding.DER)):
                 self._issuers[key] = entry
@@ -453,19 +448,19 @@ class OcspResponder:
               now: datetime, nonce: bytes | None) -> bytes:
         """The signed response: producedAt = thisUpdate = ``now``, nextUpdate = ``now`` + validity."""
         produced_at = _time(now)
-        updates = produced_at + _tlv(0xA0, _time(now + self.validity))
+        updates = produced_at + tlv(0xA0, _time(now + self.validity))
         single_responses = b"".join(
-            _tlv(_SEQUENCE, cert_id.der + _cert_status(status) + updates + _single_extensions(status))
+            tlv(_SEQUENCE, cert_id.der + _cert_status(status) + updates + _single_extensions(status))
             for cert_id, status in answers
         )
-        tbs = responder.responder_id + produced_at + _tlv(_SEQUENCE, single_responses)
+        tbs = responder.responder_id + produced_at + tlv(_SEQUENCE, single_responses)
         if nonce is not None:
-            tbs += _tlv(0xA1, _tlv(_SEQUENCE, _tlv(_SEQUENCE, _OID_NONCE + _tlv(_OCTET_STRING, nonce))))
-        tbs = _tlv(_SEQUENCE, tbs)
+            tbs += tlv(0xA1, tlv(_SEQUENCE, tlv(_SEQUENCE, _OID_NONCE + tlv(_OCTET_STRING, nonce))))
+        tbs = tlv(_SEQUENCE, tbs)
         signature = responder.signer.sign(tbs)
-        basic = _tlv(_SEQUENCE, tbs + responder.signature_algorithm + _tlv(0x03, b"\x00" + signature) + responder.certs)
-        response_bytes = _tlv(0xA0, _tlv(_SEQUENCE, _OID_BASIC + _tlv(_OCTET_STRING, basic)))
-        return _tlv(_SEQUENCE, b"\x0a\x01\x00" + response_bytes)
+        basic = tlv(_SEQUENCE, tbs + responder.signature_algorithm + tlv(0x03, b"\x00" + signature) + responder.certs)
+        response_bytes = tlv(0xA0, tlv(_SEQUENCE, _OID_BASIC + tlv(_OCTET_STRING, basic)))
+        return tlv(_SEQUENCE, b"\x0a\x01\x00" + response_bytes)
 
 
 _GOOD, _UNKNOWN = b"\x80\x00", b"\x82\x00"  # [0] IMPLICIT NULL, [2] IMPLICIT NULL
@@ -480,13 +475,13 @@ def _cert_status(status: CertificateStatus | None) -> bytes:
     info = _time(status.revoked_at)
     code = REASON_CODES.get(status.reason or "")
     if code is not None:
-        info += _tlv(0xA0, bytes((0x0A, 1, code)))
-    return _tlv(0xA1, info)
+        info += tlv(0xA0, bytes((0x0A, 1, code)))
+    return tlv(0xA1, info)
 
 
 def _single_extensions(status: CertificateStatus | None) -> bytes:
     """The invalidity date of a revoked certificate, as in its CRL entry (RFC 6960 §4.4.5, RFC 5280 §5.3.2)."""
     if status is None or status.status == "valid" or status.invalidity_date is None:
         return b""
-    extension = _tlv(_SEQUENCE, _OID_INVALIDITY_DATE + _tlv(_OCTET_STRING, _time(status.invalidity_date)))
-    return _tlv(0xA1, _tlv(_SEQUENCE, extension))
+    extension = tlv(_SEQUENCE, _OID_INVALIDITY_DATE + tlv(_OCTET_STRING, _time(status.invalidity_date)))
+    return tlv(0xA1, tlv(_SEQUENCE, extension))

@@ -61,6 +61,7 @@ from pyhanko.stamp.base import BaseStampStyle
 from pyhanko.stamp.text import TextStampStyle
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
+from eauth.der import tlv
 from eauth.errors import (
     DocumentLocked,
     EncryptedPdf,
@@ -166,7 +167,7 @@ class KeyStoreSigner(signers.Signer):
         self._sid = cms.SignerIdentifier({"issuer_and_serial_number": cms.IssuerAndSerialNumber(
             {"issuer": leaf.issuer, "serial_number": leaf.serial_number})}).dump()
         ders = {c.public_bytes(Encoding.DER) for c in (certificate, *chain)}
-        self._certificates = _tlv(0xA0, b"".join(sorted(ders)))
+        self._certificates = tlv(0xA0, b"".join(sorted(ders)))
 
     def _package_signature(self, *, digest_algorithm: str, cms_version, signed_attrs: cms.CMSAttributes,
                            signature: bytes, unsigned_attrs: cms.CMSAttributes, encap_content_info) -> cms.ContentInfo:
@@ -186,20 +187,20 @@ class KeyStoreSigner(signers.Signer):
             # [1] IMPLICIT SET OF Attribute, each value dumped as it came (the signature timestamp token
             # as our TSA encoded it): dumping the asn1crypto structure around it re-encodes all of it.
             attributes = sorted(
-                _tlv(0x30, attribute["type"].dump() + _tlv(0x31, b"".join(sorted(v.dump() for v in attribute["values"]))))
+                tlv(0x30, attribute["type"].dump() + tlv(0x31, b"".join(sorted(v.dump() for v in attribute["values"]))))
                 for attribute in unsigned_attrs
             )
-            unsigned = _tlv(0xA1, b"".join(attributes))
-        signer_info = _tlv(0x30, b"".join((
+            unsigned = tlv(0xA1, b"".join(attributes))
+        signer_info = tlv(0x30, b"".join((
             cms.CMSVersion("v1").dump(), self._sid, digest,
             b"\xa0" + signed_attrs.dump()[1:],  # [0] IMPLICIT: the very bytes that were signed, retagged
-            mechanism, _tlv(0x04, signature), unsigned,
+            mechanism, tlv(0x04, signature), unsigned,
         )))
-        signed_data = _tlv(0x30, b"".join((
-            cms.CMSVersion(cms_version).dump(), _tlv(0x31, digest), _ENCAP_DATA, self._certificates,
-            _tlv(0x31, signer_info),
+        signed_data = tlv(0x30, b"".join((
+            cms.CMSVersion(cms_version).dump(), tlv(0x31, digest), _ENCAP_DATA, self._certificates,
+            tlv(0x31, signer_info),
         )))
-        return cms.ContentInfo.load(_tlv(0x30, _ID_SIGNED_DATA + _tlv(0xA0, signed_data)))
+        return cms.ContentInfo.load(tlv(0x30, _ID_SIGNED_DATA + tlv(0xA0, signed_data)))
 
     async def async_sign_raw(self, data: bytes, digest_algorithm: str, dry_run: bool = False) -> bytes:
         if digest_algorithm.lower() != "sha256":
@@ -212,16 +213,9 @@ class KeyStoreSigner(signers.Signer):
 _ID_SIGNED_DATA = core.ObjectIdentifier("1.2.840.113549.1.7.2").dump()
 
 
-def _tlv(tag: int, content: bytes) -> bytes:
-    """DER: one-byte ``tag``, definite length, ``content``."""
-    n = len(content)
-    if n < 0x80:
-        return bytes((tag, n)) + content
-    octets = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes((tag, 0x80 | len(octets))) + octets + content
 
 
-_ENCAP_DATA = _tlv(0x30, core.ObjectIdentifier("1.2.840.113549.1.7.1").dump())  # id-data, no content (detached)
+_ENCAP_DATA = tlv(0x30, core.ObjectIdentifier("1.2.840.113549.1.7.1").dump())  # id-data, no content (detached)
 
 
 # --- input checks ----------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from eauth.der import tlv
 from eauth.errors import NotInitialized
 from eauth.oids import TSA_POLICY_V1
 from keys.base import Signer
@@ -209,14 +210,14 @@ class TimeStampAuthority:
 
         self._tst_head = _integer(1) + policy  # version v1, policy
         self._tst_tail = _sequence(_integer(config.accuracy_seconds))  # accuracy {seconds}
-        self._tsa_name = _tlv(0xA0, tsa_name) if config.include_tsa_name else b""  # [0] EXPLICIT GeneralName
+        self._tsa_name = tlv(0xA0, tsa_name) if config.include_tsa_name else b""  # [0] EXPLICIT GeneralName
         self._attr_content_type = cms.CMSAttribute({"type": "content_type", "values": ["tst_info"]}).dump()
         self._attr_signing_certificate = cms.CMSAttribute({"type": "signing_certificate_v2", "values": [ess]}).dump()
         self._attr_message_digest_head = cms.ObjectIdentifier("1.2.840.113549.1.9.4").dump()  # id-messageDigest
         self._signer_info_head = _integer(1) + sid.dump() + sha256  # version v1, sid, digestAlgorithm
         self._signature_algorithm = signature_algorithm.dump()
-        self._signed_data_head = _integer(3) + _tlv(0x31, sha256)  # version v3, digestAlgorithms
-        self._certificates = _tlv(0xA0, certificates)  # [0] IMPLICIT CertificateSet
+        self._signed_data_head = _integer(3) + tlv(0x31, sha256)  # version v3, digestAlgorithms
+        self._certificates = tlv(0xA0, certificates)  # [0] IMPLICIT CertificateSet
         self._imprint_algorithms = {
             (oid, null): _sequence(core.ObjectIdentifier(oid).dump() + (_NULL if null else b""))
             for oid in ACCEPTED_HASHES for null in (False, True)
@@ -251,12 +252,12 @@ class TimeStampAuthority:
         serial = int.from_bytes(secrets.token_bytes(16), "big") or 1
         # The imprint as the request had it (same algorithm, NULL parameters or none, same digest).
         imprint = _sequence(self._imprint_algorithms[request.hash_oid, request.null_parameters]
-                            + _tlv(0x04, request.digest))
+                            + tlv(0x04, request.digest))
         return _sequence(
             self._tst_head
             + imprint
             + _integer(serial)
-            + _tlv(0x18, gen_time)  # GeneralizedTime, whole seconds
+            + tlv(0x18, gen_time)  # GeneralizedTime, whole seconds
             + self._tst_tail
             + (b"" if request.nonce is None else _integer(request.nonce))
             + self._tsa_name
@@ -264,44 +265,37 @@ class TimeStampAuthority:
 
     def sign_tst_info(self, tst_info: bytes, *, include_certificates: bool) -> bytes:
         """The DER time-stamp token (ContentInfo with SignedData, RFC 5652) over the DER ``tst_info``."""
-        message_digest = _sequence(self._attr_message_digest_head + _tlv(0x31, _tlv(0x04, hashlib.sha256(tst_info).digest())))
+        message_digest = _sequence(self._attr_message_digest_head + tlv(0x31, tlv(0x04, hashlib.sha256(tst_info).digest())))
         # DER orders a SET OF by the encodings of its elements; verifiers (OpenSSL) re-encode the
         # attributes before checking the signature, so any other order would not verify.
         attributes = b"".join(sorted((self._attr_content_type, message_digest, self._attr_signing_certificate)))
-        signature = self.signer.sign(_tlv(0x31, attributes))  # signed as a SET OF (RFC 5652 §5.4)
+        signature = self.signer.sign(tlv(0x31, attributes))  # signed as a SET OF (RFC 5652 §5.4)
         signer_info = _sequence(
             self._signer_info_head
-            + _tlv(0xA0, attributes)  # signedAttrs [0] IMPLICIT
+            + tlv(0xA0, attributes)  # signedAttrs [0] IMPLICIT
             + self._signature_algorithm
-            + _tlv(0x04, signature)
+            + tlv(0x04, signature)
         )
-        encapsulated = _sequence(_ID_CT_TST_INFO + _tlv(0xA0, _tlv(0x04, tst_info)))
+        encapsulated = _sequence(_ID_CT_TST_INFO + tlv(0xA0, tlv(0x04, tst_info)))
         signed_data = _sequence(
             self._signed_data_head
             + encapsulated
             + (self._certificates if include_certificates else b"")
-            + _tlv(0x31, signer_info)
+            + tlv(0x31, signer_info)
         )
-        return _sequence(_ID_SIGNED_DATA + _tlv(0xA0, signed_data))
+        return _sequence(_ID_SIGNED_DATA + tlv(0xA0, signed_data))
 
 
 _ID_SIGNED_DATA = core.ObjectIdentifier("1.2.840.113549.1.7.2").dump()
 _ID_CT_TST_INFO = core.ObjectIdentifier("1.2.840.113549.1.9.16.1.4").dump()
 
 
-def _tlv(tag: int, content: bytes) -> bytes:
-    """DER: one-byte ``tag``, definite length, ``content``."""
-    n = len(content)
-    if n < 0x80:
-        return bytes((tag, n)) + content
-    octets = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes((tag, 0x80 | len(octets))) + octets + content
 
 
 def _sequence(content: bytes) -> bytes:
-    return _tlv(0x30, content)
+    return tlv(0x30, content)
 
 
 def _integer(n: int) -> bytes:
     """DER INTEGER: minimal two's complement."""
-    return _tlv(0x02, n.to_bytes(n.bit_length() // 8 + 1, "big", signed=True))
+    return tlv(0x02, n.to_bytes(n.bit_length() // 8 + 1, "big", signed=True))

@@ -28,7 +28,8 @@ from sqlalchemy import update
 
 from api.schedule import crl_publisher, refresh_crls
 from ca.authority import CaUrls, CertificateContent, build_certificate, utcnow
-from ca.crl import CrlPolicy, StoredCrl, _der_header, _with_entries, build_crl
+from ca.crl import CrlPolicy, StoredCrl, _with_entries, build_crl
+from eauth.der import header as der_header
 from ca.lifecycle import CertificateLifecycle, RevocationReason, crl_entry
 from ca.profiles import KeyUsageSpec, SubjectKind
 from ca.records import Actor, AuthorityRecord, CertificateRecord
@@ -119,7 +120,7 @@ def test_crl_entry_encodes_as_asn1crypto_does(serial, revoked_at, reason, invali
 @pytest.mark.parametrize("length", [0, 1, 127, 128, 255, 256, 65_535, 65_536, 16_777_216])
 def test_der_header_is_the_one_asn1crypto_writes(length):
     dumped = core.Sequence(contents=b"\x00" * length).dump()
-    assert _der_header(0x30, length) == dumped[: len(dumped) - length]
+    assert der_header(0x30, length) == dumped[: len(dumped) - length]
 
 
 def test_entries_spliced_in_any_chunking(platform):
