@@ -4,6 +4,7 @@ re-keys them, suspends, reinstates and revokes them."""
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
 
@@ -222,6 +223,16 @@ class RenewalRequest(BaseModel):
     )
 
 
+def _change_status(p: Platform, serial: str, change: Callable[[SqlCaStore], object]) -> CertificateView:
+    """Apply ``change`` in one transaction and return the certificate as it now is, read in that
+    same transaction."""
+    with p.db.transaction() as connection:
+        store = SqlCaStore(connection)
+        change(store)
+        record = store.certificate(serial)
+    return CertificateView(**_view(record))
+
+
 @router.post("/{serial}/revoke", response_model=CertificateView, summary="Revoke a certificate")
 async def revoke_certificate(
     serial: Serial,
@@ -233,12 +244,8 @@ async def revoke_certificate(
     (reason ``unspecified``). Visible in OCSP at once, in the issuer's CRL from its next update."""
     body = body or RevocationRequest()
     reason = RevocationReason.parse(body.reason)
-    with p.db.transaction() as connection:
-        store = SqlCaStore(connection)
-        p.lifecycle.revoke(store, serial, reason=reason, actor=Actor(token.agency_id),
-                           invalidity_date=body.invalidity_date)
-        record = store.certificate(serial)  # as it now is, read in the transaction that changed it
-    return CertificateView(**_view(record))
+    return _change_status(p, serial, lambda store: p.lifecycle.revoke(
+        store, serial, reason=reason, actor=Actor(token.agency_id), invalidity_date=body.invalidity_date))
 
 
 @router.post("/{serial}/suspend", response_model=CertificateView, summary="Suspend a certificate")
@@ -248,11 +255,7 @@ async def suspend_certificate(
     token: Annotated[AccessToken, Depends(scoped("certificates:revoke"))],
 ) -> CertificateView:
     """Put a valid certificate on hold (CRL reason ``certificateHold``) until it is reinstated or revoked."""
-    with p.db.transaction() as connection:
-        store = SqlCaStore(connection)
-        p.lifecycle.suspend(store, serial, actor=Actor(token.agency_id))
-        record = store.certificate(serial)
-    return CertificateView(**_view(record))
+    return _change_status(p, serial, lambda store: p.lifecycle.suspend(store, serial, actor=Actor(token.agency_id)))
 
 
 @router.post("/{serial}/reinstate", response_model=CertificateView, summary="Reinstate a suspended certificate")
@@ -262,11 +265,7 @@ async def reinstate_certificate(
     token: Annotated[AccessToken, Depends(scoped("certificates:revoke"))],
 ) -> CertificateView:
     """Lift a suspension: the certificate is valid again and leaves the CRL."""
-    with p.db.transaction() as connection:
-        store = SqlCaStore(connection)
-        p.lifecycle.reinstate(store, serial, actor=Actor(token.agency_id))
-        record = store.certificate(serial)
-    return CertificateView(**_view(record))
+    return _change_status(p, serial, lambda store: p.lifecycle.reinstate(store, serial, actor=Actor(token.agency_id)))
 
 
 @router.post("/{serial}/renew", status_code=201, response_model=IssuedView, summary="Renew or re-key a certificate")
