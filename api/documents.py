@@ -1,6 +1,7 @@
 """Sealing an agency's own PDF documents: wires a seal certificate, its key, our TSA and our own
 revocation data (OCSP responder and CRLs, in process) into ``signing.pades``. Shared by the HTTP
-route (``api/routes/documents.py``) and ``eauth sign``."""
+route (``api/routes/documents.py``, through ``sign_job`` in a worker process of ``api/pool.py``) and
+``eauth sign`` (in process)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from api.schedule import crl_publisher
 from ca.ocsp import OcspResponder, ResponseStatus
 from ca.records import CertificateRecord
 from eauth.errors import NoSealKey
-from signing.pades import RevocationData, SealSpec
+from signing.pades import Appearance, RevocationData, SealSpec, sign_pdf
 from signing.timestamper import InProcessTimeStamper
 from store.ca_store import SqlCaStore
 from store.crl_store import crl_transactions
@@ -105,3 +106,13 @@ def sealer(platform: Platform) -> DocumentSealer:
                 found = DocumentSealer(platform)
                 platform._document_sealer = found
     return found
+
+
+def sign_job(pdf: bytes, serial: str, agency_id: int | None, level: str, certify: str | None,
+             appearance: Appearance | None) -> bytes:
+    """Process-pool job (plain, picklable values in and out): seal ``pdf`` with seal ``serial`` of agency
+    ``agency_id`` in this worker's platform. Domain errors (NoSealKey, PageOutOfRange, ...) pickle."""
+    from api.pool import worker_platform
+
+    spec = sealer(worker_platform()).seal(serial, agency_id=agency_id, long_term=level in ("B-LT", "B-LTA"))
+    return sign_pdf(pdf, seal=spec, level=level, certify=certify, appearance=appearance)

@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import problems, schedule
+from api import pool, problems, schedule
 from api.limits import BodySizeLimit
 from api.platform import Platform
 from api.routes import certificates, crl, documents, ocsp, oauth, public, tsa
@@ -20,7 +20,8 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        async with schedule.background(opened):  # CRL refresh
+        async with schedule.background(opened), pool.worker_pool(settings) as workers:  # CRL refresh, signing
+            app.state.signing_pool = workers
             yield
         if platform is None:
             opened.close()

@@ -5,13 +5,11 @@ call with ``SimpleSigner`` (B-B, same key and certificate) measured in the same 
 from __future__ import annotations
 
 import io
-import multiprocessing
 import os
 import shutil
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from asn1crypto import keys as asn1_keys
@@ -29,6 +27,7 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from api.documents import sealer
 from api.platform import Platform, initialize_platform
+from api.pool import executor, worker_platform
 from bench.ca_bench import rate
 from ca.profiles import SubjectKind
 from ca.subjects import SubjectIdentity
@@ -49,32 +48,24 @@ def _one_page() -> bytes:
     return out.getvalue()
 
 
-_worker: dict = {}
-
-
-def _open_worker(settings: Settings, serial: str, agency_id: int) -> None:
-    """Process-pool initializer: each worker opens the platform once, as an API worker process does."""
-    platform = Platform.open(settings)
-    _worker.update(platform=platform, serial=serial, agency_id=agency_id, pdf=_one_page())
-
-
-def _sign_for(seconds: float, level: str) -> int:
-    documents, done = sealer(_worker["platform"]), 0
+def _sign_for(seconds: float, level: str, serial: str, agency_id: int) -> int:
+    """Pool job: sign one-page PDFs for ``seconds`` in this worker's platform (``api.pool.open_worker``)."""
+    documents, pdf, done = sealer(worker_platform()), _one_page(), 0
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
-        spec = documents.seal(_worker["serial"], agency_id=_worker["agency_id"], long_term=level != "B-T")
-        sign_pdf(_worker["pdf"], seal=spec, level=level)
+        spec = documents.seal(serial, agency_id=agency_id, long_term=level != "B-T")
+        sign_pdf(pdf, seal=spec, level=level)
         done += 1
     return done
 
 
 def _pool_rate(settings: Settings, serial: str, agency_id: int, level: str, seconds: float, workers: int) -> float:
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_open_worker,
-                             initargs=(settings, serial, agency_id)) as pool:
-        list(pool.map(_sign_for, [0.5] * workers, [level] * workers))  # warm up every worker
-        start = time.perf_counter()
-        counts = list(pool.map(_sign_for, [seconds] * workers, [level] * workers))
+    """Signatures per second of the API's own process pool (spawned workers, one platform each)."""
+    with executor(settings, workers) as pool:
+        list(pool.map(_sign_for, [0.5] * workers, [level] * workers, [serial] * workers, [agency_id] * workers))
+        start = time.perf_counter()  # every worker warmed up above
+        counts = list(pool.map(_sign_for, [seconds] * workers, [level] * workers, [serial] * workers,
+                               [agency_id] * workers))
         return sum(counts) / (time.perf_counter() - start)
 
 

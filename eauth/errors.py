@@ -35,6 +35,18 @@ class EauthError(Exception):
         self.detail = detail
         self.extra = extra
 
+    def __reduce__(self):
+        # Pickled whole (a process-pool worker raises it to the API process): by default pickle would
+        # call ``cls(*args)``, which subclasses with keyword-only arguments (InvalidIdentifier) refuse.
+        return _restore, (type(self), self.args, self.__dict__)
+
+
+def _restore(cls: type[EauthError], args: tuple, state: dict) -> EauthError:
+    error = cls.__new__(cls, *args)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
+
 
 def _error(name: str, code: str, kind: ErrorKind, title: str, base: type[EauthError] = EauthError):
     return type(name, (base,), {"code": code, "kind": kind, "title": title, "__doc__": title + "."})
@@ -122,4 +134,7 @@ SealFontMissing = _error(
 NoSealKey = _error(
     "NoSealKey", "no_seal_key", ErrorKind.INVALID,
     "No agency seal certificate with a platform-kept key for this agency", InvalidInput,
+)
+SigningUnavailable = _error(
+    "SigningUnavailable", "signing_unavailable", ErrorKind.UNAVAILABLE, "Signing worker unavailable"
 )

@@ -42,6 +42,10 @@ class Settings(BaseSettings):
         20 << 20, ge=1024, description="Largest request body of POST /api/v1/documents/sign (the PDF, the seal "
         "image and the multipart framing); every other route keeps max_request_bytes.",
     )
+    signing_processes: int = Field(
+        0, ge=0, description="Worker processes of each API process that sign PDFs (POST /api/v1/documents/sign); "
+        "0: one per CPU.",
+    )
     crl_validity_hours: int = Field(
         24, ge=1, le=24 * 31, description="How long each CRL is valid: its nextUpdate is thisUpdate plus this."
     )

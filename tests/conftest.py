@@ -88,6 +88,7 @@ def settings(tmp_path_factory, database_url) -> Settings:
         database_url=database_url,
         key_passphrase=PASSPHRASE,
         public_base_url="http://127.0.0.1:8000",
+        signing_processes=2,  # the app's signing pool (spawned on demand, ~1 s a worker)
     )
 
 

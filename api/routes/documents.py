@@ -11,15 +11,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, File, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.responses import Response
 
-from api.deps import platform, scoped
-from api.documents import sealer
-from api.platform import Platform
+from api.deps import scoped
+from api.documents import sign_job
+from api.pool import WorkerPool
 from api.tokens import AccessToken
 from eauth.errors import InvalidInput
-from signing.pades import Appearance, sign_pdf
+from signing.pades import Appearance
 
 SIGN_PATH = "/api/v1/documents/sign"
 PDF = "application/pdf"
@@ -42,8 +42,8 @@ def parse_box(box: str, page: int, image: bytes | None) -> Appearance:
     response_class=Response,
     responses={200: {"content": {PDF: {}}, "description": "The signed PDF (the upload plus an incremental update)."}},
 )
-def sign_document(
-    p: Annotated[Platform, Depends(platform)],
+async def sign_document(
+    request: Request,
     token: Annotated[AccessToken, Depends(scoped("documents:sign"))],
     file: Annotated[UploadFile, File(description="The PDF to seal.")],
     seal: Annotated[str, Query(pattern="^[0-9a-fA-F]{1,40}$",
@@ -61,13 +61,13 @@ def sign_document(
     registered, its key kept by the platform. B-T and up carry a timestamp from the platform's TSA,
     B-LT and up the chain with OCSP responses and CRLs (from the platform's own CA), B-LTA a document
     timestamp over all of it."""
-    # A plain ``def``: FastAPI runs it in its thread pool, so the event loop keeps serving while the
-    # ~20-100 ms of CPU of a signature run, and ``sign_pdf``'s asyncio.run gets a thread with no loop.
-    # The work is CPU-bound: throughput scales with worker processes (``eauth serve --workers``).
-    picture = image.file.read() if image is not None else None
+    # The ~20-100 ms of CPU of a signature (sync pyHanko) run in the app's process pool (``api/pool.py``,
+    # ``EAUTH_SIGNING_PROCESSES``): not on the event loop, and not in threads, which the GIL serializes.
+    picture = await image.read() if image is not None else None
     appearance = parse_box(box, page, picture) if box is not None else None
     if appearance is None and picture is not None:
         raise InvalidInput("a seal image needs a box to be shown in")
-    spec = sealer(p).seal(seal, agency_id=token.agency_id, long_term=level in ("B-LT", "B-LTA"))
-    signed = sign_pdf(file.file.read(), seal=spec, level=level, certify=certify, appearance=appearance)
+    pdf = await file.read()
+    pool: WorkerPool = request.app.state.signing_pool
+    signed = await pool.run(sign_job, pdf, seal, token.agency_id, level, certify, appearance)
     return Response(signed, media_type=PDF, headers={"Content-Disposition": 'attachment; filename="signed.pdf"'})

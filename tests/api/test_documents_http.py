@@ -118,3 +118,69 @@ def test_body_limits(api, platform, headers, seal_serial):
     _problem(_post(api, headers, {"seal": seal_serial}, pdf=huge), 413, "request_too_large")
     _problem(api.post("/api/v1/certificates", headers=headers, content=b"{" + b" " * (settings.max_request_bytes + 1),
                       ), 413, "request_too_large")
+
+
+# The process pool (api/pool.py): jobs are module-level functions, so that spawned workers import them.
+
+def _meet(directory: str, parties: int) -> int:
+    """Job: note this worker's PID, wait until ``parties`` jobs are running at once, answer the PID."""
+    import os
+    import time
+    from pathlib import Path
+
+    Path(directory, str(os.getpid())).touch()
+    deadline = time.monotonic() + 60
+    while len(list(Path(directory).iterdir())) < parties and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return os.getpid()
+
+
+def _crash(*args) -> bytes:
+    import os
+
+    os._exit(1)
+
+
+def test_concurrent_jobs_run_in_different_worker_processes(api, tmp_path):
+    """Two jobs that can only finish together (each waits for the other) run in two worker PIDs."""
+    import os
+
+    pool = api.app.state.signing_pool
+
+    async def both():
+        return await asyncio.gather(pool.run(_meet, str(tmp_path), 2), pool.run(_meet, str(tmp_path), 2))
+
+    pids = api.portal.call(both)
+    assert len(set(pids)) == 2 and os.getpid() not in pids
+
+
+def test_concurrent_requests_are_signed(api, headers, seal_serial):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as threads:
+        responses = list(threads.map(lambda _: _post(api, headers, {"seal": seal_serial, "level": "B-B"}), range(2)))
+    assert [r.status_code for r in responses] == [200, 200]
+
+
+def test_domain_error_from_the_worker_is_problem_json(api, headers, seal_serial):
+    response = _post(api, headers, {"seal": seal_serial, "level": "B-B", "page": 3, "box": "10,10,100,40"})
+    _problem(response, 400, "page_out_of_range")
+    assert response.json() == {
+        "type": "https://eauth.example/problems/page_out_of_range", "title": "No such page in the PDF",
+        "status": 400, "code": "page_out_of_range", "instance": URL,
+        "detail": "page 3 does not exist: the PDF has 1 page(s), numbered from 0",
+    }
+
+
+def test_worker_crash_is_503_and_the_pool_is_made_anew(api, headers, seal_serial, monkeypatch):
+    import api.routes.documents as route
+
+    pool = api.app.state.signing_pool
+    before = pool._executor
+    with monkeypatch.context() as patch:
+        patch.setattr(route, "sign_job", _crash)
+        response = _post(api, headers, {"seal": seal_serial, "level": "B-B"})
+    _problem(response, 503, "signing_unavailable")
+    assert response.headers["retry-after"] == "5"
+    assert pool._executor is not before
+    assert _post(api, headers, {"seal": seal_serial, "level": "B-B"}).status_code == 200
