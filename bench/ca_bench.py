@@ -6,9 +6,7 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -23,6 +21,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from api.platform import Platform, initialize_platform
+from bench.server import serve
 from ca.authority import random_serial
 from ca.profiles import SubjectKind, profile
 from ca.subjects import SubjectIdentity
@@ -92,12 +91,6 @@ def _raw_issue(issuer_key, issuer_cert: x509.Certificate, subject_key) -> Callab
     return issue
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _wrk(url: str, seconds: float, *, script: Path | None = None, connections: int = 32) -> float:
     """Requests per second that wrk achieves; refuses a run with any non-2xx response."""
     command = ["wrk", "-t2", f"-c{connections}", f"-d{max(int(seconds), 2)}s", url]
@@ -111,20 +104,7 @@ def _wrk(url: str, seconds: float, *, script: Path | None = None, connections: i
 
 def _http_rates(settings_env: dict[str, str], csr: bytes, seconds: float, workers: int = 2) -> tuple[float, float]:
     """(issuance/s, trivial endpoint/s) against `eauth serve --workers N`, loaded by wrk."""
-    port = _free_port()
-    env = os.environ | settings_env | {"EAUTH_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", str(workers)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                httpx.get(base + "/healthz", timeout=1).raise_for_status()
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+    with serve(settings_env, workers=workers) as base:
         credentials = json.loads(Path(settings_env["EAUTH_DATA_DIR"], "bench-client.json").read_text())
         token = httpx.post(base + "/api/v1/oauth/token", data={"grant_type": "client_credentials"},
                            auth=(credentials["client_id"], credentials["client_secret"])).json()["access_token"]
@@ -140,9 +120,6 @@ def _http_rates(settings_env: dict[str, str], csr: bytes, seconds: float, worker
         trivial = _wrk(base + "/.well-known/jwks.json", seconds)
         os.unlink(script.name)
         return issued, trivial
-    finally:
-        server.terminate()
-        server.wait(10)
 
 
 def run(*, seconds: float) -> list[dict]:

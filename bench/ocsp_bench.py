@@ -30,7 +30,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
 from api.platform import Platform, initialize_platform
-from bench.ca_bench import CITIZEN_ID, _csr, _free_port
+from bench.ca_bench import CITIZEN_ID, _csr
+from bench.server import free_port, serve
 from ca.profiles import SubjectKind
 from ca.subjects import SubjectIdentity
 from eauth.settings import Settings
@@ -130,21 +131,12 @@ def _prepare(data_dir: Path, env: dict[str, str]) -> tuple[bytes, bytes]:
 @contextmanager
 def _our_server(env: dict[str, str], bodies: dict[str, Path]) -> Iterator[str]:
     """`eauth serve --workers 2` on the bench platform; yields the OCSP URL once both workers answer."""
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", "2"],
-        env=os.environ | env | {"EAUTH_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}/ocsp"
+    with serve(env) as base:
+        url = f"{base}/ocsp"
         for body in bodies.values():
             _check_good(_wait_for(url, body.read_bytes()), "eauth")  # the response without nonce is stored
         _wrk(url, bodies["nonce"], 2, close=False)  # both workers up, responders prepared, code warm
         yield url
-    finally:
-        server.terminate()
-        server.wait(10)
 
 
 def _openssl(files: Path, body: Path, seconds: float, *, processes: int = 1) -> float:
@@ -153,7 +145,7 @@ def _openssl(files: Path, body: Path, seconds: float, *, processes: int = 1) -> 
     A fresh responder for each run: at the end of a run wrk drops connections it has opened but not
     used, and OpenSSL 3.0's responder spins on such a connection (see _LUA) instead of serving more.
     """
-    port = _free_port()
+    port = free_port()
     # It reads the very key file of our key store, decrypted with the same passphrase.
     command = ["openssl", "ocsp", "-index", "index.txt", "-port", str(port), "-CA", "citizen.pem",
                "-rsigner", "ocsp.pem", "-rkey", str(files.parent / "keys" / "ca-ocsp-citizen.key.pem"),

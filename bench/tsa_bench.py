@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
@@ -19,7 +16,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from api.platform import Platform, initialize_platform
-from bench.ca_bench import _free_port, _wrk, rate
+from bench.ca_bench import _wrk, rate
+from bench.server import serve
 from eauth.settings import Settings
 from signing.timestamper import InProcessTimeStamper
 from signing.tsa import TimeStampResp
@@ -39,41 +37,24 @@ def _query(*, cert_req: bool) -> bytes:
 
 def _http_rates(env: dict[str, str], body: bytes, seconds: float, workers: int = 2) -> tuple[float, float]:
     """(tokens/s over POST /tsa, GET /.well-known/jwks.json/s) against `eauth serve --workers N`, by wrk."""
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", str(workers)],
-        env=os.environ | env | {"EAUTH_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    with tempfile.TemporaryDirectory(prefix="eauth-tsa-wrk-") as scratch:
-        try:
-            base = f"http://127.0.0.1:{port}"
-            for _ in range(100):
-                try:
-                    httpx.get(base + "/healthz", timeout=1).raise_for_status()
-                    break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
-            query_file = Path(scratch, "q.tsq")
-            query_file.write_bytes(body)
-            script = Path(scratch, "tsa.lua")
-            # The DER query is binary: wrk's Lua reads it from the file rather than from a string literal.
-            script.write_text(
-                f'local f = assert(io.open("{query_file}", "rb"))\n'
-                "wrk.body = f:read(\"*a\")\n"
-                "f:close()\n"
-                'wrk.method = "POST"\n'
-                'wrk.headers["Content-Type"] = "application/timestamp-query"\n'
-            )
-            check = httpx.post(base + "/tsa", content=body, headers={"Content-Type": "application/timestamp-query"})
-            if TimeStampResp.load(check.content)["status"]["status"].native != "granted":
-                raise RuntimeError("the TSA under test did not grant the benchmark query")
-            tokens = _wrk(base + "/tsa", seconds, script=script)
-            trivial = _wrk(base + "/.well-known/jwks.json", seconds)
-            return tokens, trivial
-        finally:
-            server.terminate()
-            server.wait(10)
+    with serve(env, workers=workers) as base, tempfile.TemporaryDirectory(prefix="eauth-tsa-wrk-") as scratch:
+        query_file = Path(scratch, "q.tsq")
+        query_file.write_bytes(body)
+        script = Path(scratch, "tsa.lua")
+        # The DER query is binary: wrk's Lua reads it from the file rather than from a string literal.
+        script.write_text(
+            f'local f = assert(io.open("{query_file}", "rb"))\n'
+            "wrk.body = f:read(\"*a\")\n"
+            "f:close()\n"
+            'wrk.method = "POST"\n'
+            'wrk.headers["Content-Type"] = "application/timestamp-query"\n'
+        )
+        check = httpx.post(base + "/tsa", content=body, headers={"Content-Type": "application/timestamp-query"})
+        if TimeStampResp.load(check.content)["status"]["status"].native != "granted":
+            raise RuntimeError("the TSA under test did not grant the benchmark query")
+        tokens = _wrk(base + "/tsa", seconds, script=script)
+        trivial = _wrk(base + "/.well-known/jwks.json", seconds)
+        return tokens, trivial
 
 
 def run(*, seconds: float) -> list[dict]:
