@@ -246,6 +246,15 @@ class TimeStampAuthority:
             log.exception("time-stamp token could not be made")
             return rejection("system_failure", "the time-stamping authority failed; try again later")
 
+    def token_for(self, digest: bytes, hash_oid: str) -> bytes:
+        """A DER time-stamp token over ``digest`` (a ``hash_oid`` digest) with the TSA's certificates, for
+        callers in process (PAdES signatures and document timestamps): no request to build and parse,
+        and no nonce, which only guards a reply crossing a network. ValueError for a hash not accepted."""
+        if ACCEPTED_HASHES.get(hash_oid) != len(digest):
+            raise ValueError(f"not a digest of an accepted hash algorithm: {hash_oid}, {len(digest)} bytes")
+        request = _Request(hash_oid, False, digest, None, True)
+        return self.sign_tst_info(self.tst_info(request), include_certificates=True)
+
     def tst_info(self, request: _Request) -> bytes:
         """A fresh DER TSTInfo (RFC 3161 §2.4.2) for a checked request: now, a new serial, our policy."""
         gen_time = self.clock().astimezone(timezone.utc).strftime("%Y%m%d%H%M%SZ").encode()
