@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from api.cli_licenses import license_app, seal_image_command
 from api.platform import Platform, initialize_platform
 from ca.lifecycle import RevocationReason
 from ca.profiles import PROFILES, profile
@@ -34,6 +35,8 @@ cert_app = typer.Typer(help="Certificates.", no_args_is_help=True)
 app.add_typer(agency_app, name="agency")
 app.add_typer(client_app, name="client")
 app.add_typer(cert_app, name="cert")
+app.add_typer(license_app, name="license")
+agency_app.command("seal-image")(seal_image_command)
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -74,12 +77,16 @@ def serve(
 
 
 DEMO_AGENCY = ("demo-amr", "演示市场监督管理局 (Demo Administration for Market Regulation)", "114403000000019001")
+DEMO_SEAL_NAME = "演示市场监督管理局"
 
 
 @app.command("seed-demo")
 def seed_demo() -> None:
     """Register a demo agency and an API client with every scope; the client's credentials go to
     ``<data dir>/demo-client.json``. Does nothing if the demo agency exists."""
+    from api.licenses import license_service
+    from licenses.catalog import demo_types
+
     p = _platform()
     code, name, credit_code = DEMO_AGENCY
     credentials_file = Path(p.settings.data_dir) / "demo-client.json"
@@ -87,15 +94,23 @@ def seed_demo() -> None:
         try:
             agency_by_code(session, code)
         except NotFound:
-            add_agency(session, code=code, name=name, credit_code=credit_code)
+            agency = add_agency(session, code=code, name=name, credit_code=credit_code)
+            # Its seal, signing its licenses: an agency-seal certificate whose key the platform keeps.
+            seal = p.ca.issue(SqlCaStore(session), profile_name="agency-seal", requested_by=agency.id,
+                              subject=SubjectIdentity(profile("agency-seal").subject_kind, DEMO_SEAL_NAME,
+                                                      credit_code)).record
             client, secret = add_client(session, agency_code=code, name="demo client", scopes=set(SCOPES))
             _write_new(credentials_file, json.dumps(
                 {"client_id": client.client_id, "client_secret": secret, "scopes": sorted(client.scopes)}, indent=1
             ).encode())
-            out.print(f"demo agency [bold]{code}[/bold] and client {client.client_id} created; "
-                      f"credentials in {escape(str(credentials_file))}")
+        else:
+            out.print(f"demo agency {code} already present; credentials in {escape(str(credentials_file))}")
             return
-    out.print(f"demo agency {code} already present; credentials in {escape(str(credentials_file))}")
+    for license_type in demo_types(code):  # after the agency's transaction: the catalog takes its own
+        license_service(p).define_type(license_type, agency_id=agency.id)
+    out.print(f"demo agency [bold]{code}[/bold] with seal {seal.serial}, client {client.client_id} and license "
+              f"types {', '.join(t.code for t in demo_types(code))} created; credentials in "
+              f"{escape(str(credentials_file))}")
 
 
 @agency_app.command("add")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -64,6 +64,9 @@ class DocumentSealer:
             raise NoSealKey(f"certificate {serial} is not an agency seal {whose}with a key kept by the platform")
         if record.status != "valid":
             raise NoSealKey(f"seal certificate {serial} is {record.status}")
+        return self._spec(record, long_term=long_term)
+
+    def _spec(self, record: CertificateRecord, *, long_term: bool) -> SealSpec:
         certificate = record.certificate
         return SealSpec(
             signer=self.platform.keys.signer(record.key_label),
@@ -75,6 +78,16 @@ class DocumentSealer:
             revocation=self.revocation(certificate) if long_term else RevocationData(),
             other_certificates=(self.tsa,),
         )
+
+    def agency_seal(self, agency_id: int) -> SealSpec:
+        """The seal an agency's licenses are signed with: its newest valid agency-seal certificate
+        with a platform-kept key, with everything B-LT embeds. NoSealKey if it has none."""
+        with self.platform.db.session() as session:
+            record = SqlCaStore(session).agency_seal(agency_id, now=datetime.now(timezone.utc))
+        if record is None:
+            raise NoSealKey("the agency has no valid agency-seal certificate with a key kept by the platform "
+                            "(eauth cert issue --profile agency-seal --agency CODE --name NAME --id-number CREDIT_CODE)")
+        return self._spec(record, long_term=True)
 
     def revocation(self, certificate: x509.Certificate) -> RevocationData:
         """OCSP responses for the seal and TSA certificates from our responder, and the current CRLs of

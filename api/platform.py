@@ -17,6 +17,10 @@ from store.ca_store import SqlCaStore
 from store.db import Database
 
 
+#: The key that signs the QR tokens printed on licenses (published in the trust bundle).
+QR_KEY_LABEL = "qr-token"
+
+
 def open_key_store(settings: Settings, *, create: bool = False) -> KeyStore:
     """The configured key store, unlocked; KeyStoreLocked/KeyStoreError/NotInitialized if it can't be."""
     if settings.key_backend == "pkcs11":
@@ -98,11 +102,12 @@ def initialize_platform(settings: Settings) -> tuple[InitResult, bool]:
                 organization=settings.platform_name,
                 algorithm=KeyAlgorithm.parse(settings.key_algorithm),
             )
-        if not keys.has_key(TOKEN_KEY_LABEL):
-            keys.generate(TOKEN_KEY_LABEL, KeyAlgorithm.EC_P256)
-            result = InitResult(result.created + (TOKEN_KEY_LABEL,), result.existing)
-        else:
-            result = InitResult(result.created, result.existing + (TOKEN_KEY_LABEL,))
+        for label in (TOKEN_KEY_LABEL, QR_KEY_LABEL):  # ES256 keys: access tokens, license QR tokens
+            if not keys.has_key(label):
+                keys.generate(label, KeyAlgorithm.EC_P256)
+                result = InitResult(result.created + (label,), result.existing)
+            else:
+                result = InitResult(result.created, result.existing + (label,))
     finally:
         db.dispose()
     return result, migrated

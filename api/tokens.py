@@ -2,47 +2,21 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import secrets
 import time
 from dataclasses import dataclass
 
 import jwt
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from jwt.algorithms import Algorithm, ECAlgorithm
+from jwt.algorithms import ECAlgorithm
 
 from eauth.errors import InsufficientScope, InvalidToken
 from keys.base import Signer
+from keys.jws import encode_es256, jwk_thumbprint
 
 TOKEN_KEY_LABEL = "api-token"
 AUDIENCE = "eauth-api"
 _MEMO_SIZE = 10_000
-
-
-class _KeyStoreES256(Algorithm):
-    """pyjwt's ES256 signing through our Signer, so the token key may live in an HSM."""
-
-    def prepare_key(self, key: Signer) -> Signer:
-        return key
-
-    def sign(self, msg: bytes, key: Signer) -> bytes:
-        r, s = decode_dss_signature(key.sign(msg))
-        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
-
-    def verify(self, msg: bytes, key, sig: bytes) -> bool:  # verification uses pyjwt's own ES256
-        raise NotImplementedError
-
-    def to_jwk(self, key_obj, as_dict: bool = False):
-        raise NotImplementedError
-
-    def from_jwk(self, jwk):
-        raise NotImplementedError
-
-
-_SIGNING_JWS = jwt.PyJWS(algorithms=[])
-_SIGNING_JWS.register_algorithm("ES256", _KeyStoreES256())
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +41,7 @@ class TokenService:
         self.issuer = issuer
         self.ttl_seconds = ttl_seconds
         self.jwk = json.loads(ECAlgorithm.to_jwk(signer.public_key))
-        self.kid = _thumbprint(self.jwk)
+        self.kid = jwk_thumbprint(self.jwk)
         self.jwk |= {"kid": self.kid, "use": "sig", "alg": "ES256"}
         self._verified: dict[str, AccessToken] = {}
 
@@ -85,7 +59,7 @@ class TokenService:
             "jti": secrets.token_urlsafe(12),
         }
         payload = json.dumps(claims, separators=(",", ":")).encode()
-        token = _SIGNING_JWS.encode(payload, self._signer, algorithm="ES256", headers={"kid": self.kid, "typ": "at+jwt"})
+        token = encode_es256(payload, self._signer, kid=self.kid, headers={"typ": "at+jwt"})
         return token, self.ttl_seconds
 
     def verify(self, token: str) -> AccessToken:
@@ -124,9 +98,3 @@ class TokenService:
 
     def jwks(self) -> dict:
         return {"keys": [self.jwk]}
-
-
-def _thumbprint(jwk: dict) -> str:
-    """RFC 7638 JWK thumbprint of an EC key, base64url (pyjwt has none)."""
-    canonical = json.dumps({k: jwk[k] for k in ("crv", "kty", "x", "y")}, separators=(",", ":"), sort_keys=True)
-    return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()

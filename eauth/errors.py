@@ -138,3 +138,57 @@ NoSealKey = _error(
 SigningUnavailable = _error(
     "SigningUnavailable", "signing_unavailable", ErrorKind.UNAVAILABLE, "Signing worker unavailable"
 )
+
+# Storage and license registry
+StorageFull = _error("StorageFull", "storage_full", ErrorKind.UNAVAILABLE, "No space left in the document store")
+RequestKeyReused = _error(
+    "RequestKeyReused", "request_key_reused", ErrorKind.CONFLICT,
+    "This request key was used for a different request",
+)
+LicenseStatusConflict = _error(
+    "LicenseStatusConflict", "license_status_conflict", ErrorKind.CONFLICT,
+    "Not possible in the license's current status",
+)
+InvalidImportFile = _error(
+    "InvalidImportFile", "invalid_import_file", ErrorKind.INVALID, "The import file cannot be read", InvalidInput
+)
+
+# License rendering
+UnrenderableCharacter = _error(
+    "UnrenderableCharacter", "unrenderable_character", ErrorKind.INVALID,
+    "A character has no glyph in the license font", InvalidInput,
+)
+LicenseContentTooLong = _error(
+    "LicenseContentTooLong", "license_content_too_long", ErrorKind.INVALID,
+    "The license content does not fit on one page", InvalidInput,
+)
+QrCodeTooLarge = _error(
+    "QrCodeTooLarge", "qr_code_too_large", ErrorKind.INVALID,
+    "The QR code URL is too long to print readably", InvalidInput,
+)
+
+# Licenses
+InvalidLicenseIdentifier = _error(
+    "InvalidLicenseIdentifier", "invalid_license_identifier", ErrorKind.INVALID,
+    "Invalid electronic license identifier", InvalidInput,
+)  # extra: segment (prefix, type_code, issuer_code, serial, version, check or None); for check: expected, found
+InvalidLicenseType = _error(
+    "InvalidLicenseType", "invalid_license_type", ErrorKind.INVALID, "Invalid license type definition", InvalidInput
+)  # extra: path (member of the JSON form, e.g. "holder_field", "fields[2].choices"), field when about one field
+InvalidLicenseData = _error(
+    "InvalidLicenseData", "invalid_license_data", ErrorKind.INVALID,
+    "License data does not match its type's schema", InvalidInput,
+)  # extra: field (the first problem's), errors (every problem as {"field", "detail"})
+InvalidQrToken = _error("InvalidQrToken", "invalid_qr_token", ErrorKind.INVALID, "License QR token not valid", InvalidInput)
+QrTokenMalformed = _error(
+    "QrTokenMalformed", "qr_token_malformed", ErrorKind.INVALID,
+    "Not a license QR token (bad encoding, structure or algorithm)", InvalidQrToken,
+)
+QrTokenUnknownKey = _error(
+    "QrTokenUnknownKey", "qr_token_unknown_key", ErrorKind.INVALID,
+    "License QR token signed with a key this platform does not know", InvalidQrToken,
+)  # extra: kid
+QrTokenBadSignature = _error(
+    "QrTokenBadSignature", "qr_token_bad_signature", ErrorKind.INVALID,
+    "License QR token signature does not verify (altered or forged)", InvalidQrToken,
+)  # extra: kid

@@ -21,6 +21,10 @@ SCOPES = {
     "certificates:read": "fetch certificates and list them by subject",
     "certificates:revoke": "suspend, reinstate and revoke certificates the agency registered",
     "documents:sign": "seal the agency's own PDF documents with its agency-seal certificate",
+    "licenses:issue": "define the agency's license types, issue, amend and import its licenses, set its seal image",
+    "licenses:read": "read the agency's own licenses, their versions, events and PDFs",
+    "licenses:revoke": "suspend, reinstate, revoke and cancel the agency's own licenses",
+    "licenses:wallet": "list and download a holder's licenses from every agency (until holders log in themselves)",
 }
 
 
@@ -61,6 +65,13 @@ def agency_by_code(session: Session, code: str) -> AgencyRecord:
     row = session.scalar(select(Agency).where(Agency.code == code))
     if row is None:
         raise NotFound(f"no agency with code {code!r}")
+    return _agency(row)
+
+
+def agency_by_id(session: Session, agency_id: int) -> AgencyRecord:
+    row = session.get(Agency, agency_id)
+    if row is None:
+        raise NotFound(f"no agency {agency_id}")
     return _agency(row)
 
 

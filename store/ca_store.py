@@ -137,3 +137,16 @@ class SqlCaStore:
             .order_by(_CERTIFICATES.c.not_before.desc(), _CERTIFICATES.c.created_at.desc())
         )
         return [_certificate(r) for r in rows]
+
+    def agency_seal(self, agency_id: int, *, now: datetime) -> CertificateRecord | None:
+        """The agency's newest valid, unexpired agency-seal certificate with a platform-kept key."""
+        row = self.session.execute(
+            select(_CERTIFICATES)
+            .where(_CERTIFICATES.c.requested_by == agency_id, _CERTIFICATES.c.profile == "agency-seal",
+                   _CERTIFICATES.c.status == "valid", _CERTIFICATES.c.key_label.is_not(None),
+                   _CERTIFICATES.c.not_after > now)
+            .order_by(_CERTIFICATES.c.not_before.desc(), _CERTIFICATES.c.created_at.desc())
+            .limit(1)
+        ).first()
+        return _certificate(row) if row else None
+

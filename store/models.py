@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -60,6 +61,8 @@ class Agency(Base):
     name: Mapped[str] = mapped_column(String(200))
     credit_code: Mapped[str | None] = mapped_column(String(18), unique=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    #: The agency's seal image (PNG) in the blob store, shown on its licenses and visible seals.
+    seal_image_sha256: Mapped[str | None] = mapped_column(String(64))
 
 
 class ApiClient(Base):
@@ -171,3 +174,140 @@ class OcspResponse(Base):
     this_update: Mapped[datetime] = mapped_column(UtcDateTime())
     next_update: Mapped[datetime] = mapped_column(UtcDateTime())
     der: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+#: An auto-increment key that is SQLite's rowid there (SQLite autoincrements INTEGER PRIMARY KEY only).
+AutoId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class LicenseType(Base):
+    """A kind of electronic license in the catalog, owned by one agency; ``spec`` is its whole
+    definition (fields, validity rule, layout) as ``licenses.catalog.LicenseType.to_json``."""
+
+    __tablename__ = "license_types"
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
+    name_zh: Mapped[str] = mapped_column(String(100))
+    name_en: Mapped[str] = mapped_column(String(200))
+    spec: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class License(Base):
+    """One electronic license across its versions, with its current status and version.
+
+    The holder's identity number is kept only as a blind index (for the wallet); the fields, which
+    carry it, are stored encrypted per version."""
+
+    __tablename__ = "licenses"
+    __table_args__ = (
+        UniqueConstraint("type_code", "issuer_code", "serial", name="uq_licenses_type_issuer_serial"),
+        Index("ix_licenses_holder", "holder_kind", "holder_index"),
+        Index("ix_licenses_agency_type", "agency_id", "type_code"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    type_code: Mapped[str] = mapped_column(ForeignKey("license_types.code"))
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
+    issuer_code: Mapped[str] = mapped_column(String(32))
+    serial: Mapped[str] = mapped_column(String(40))
+    holder_kind: Mapped[str] = mapped_column(String(16))  # person | enterprise
+    holder_index: Mapped[str] = mapped_column(String(64))
+    holder_name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))  # licenses.records.STATUSES
+    status_reason: Mapped[str | None] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+    identifier: Mapped[str] = mapped_column(String(160), unique=True)  # of the current version
+    valid_until: Mapped[date | None] = mapped_column(Date)  # of the current version
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class LicenseVersion(Base):
+    """One issued version of a license: its data (encrypted), the signed PDF (in the blob store, by
+    SHA-256) and its QR token. An amendment adds a version and supersedes the previous one."""
+
+    __tablename__ = "license_versions"
+
+    license_id: Mapped[str] = mapped_column(ForeignKey("licenses.id"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    identifier: Mapped[str] = mapped_column(String(160), unique=True)
+    fields_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    digest: Mapped[str] = mapped_column(String(64))  # licenses.catalog.license_digest, hex
+    issued_on: Mapped[date] = mapped_column(Date)
+    valid_until: Mapped[date | None] = mapped_column(Date)
+    pdf_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    pdf_size: Mapped[int] = mapped_column(Integer)
+    seal_serial: Mapped[str] = mapped_column(ForeignKey("certificates.serial"))
+    qr_token: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    superseded_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class LicenseEvent(Base):
+    """Every change of a license (issue, amend, suspend, reinstate, revoke, cancel), who and when."""
+
+    __tablename__ = "license_events"
+    __table_args__ = (Index("ix_license_events_license", "license_id", "id"),)
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    license_id: Mapped[str] = mapped_column(ForeignKey("licenses.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str | None] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class LicenseRequest(Base):
+    """An agency's idempotency key: the same key again returns the license it made, a different
+    request under the same key is refused."""
+
+    __tablename__ = "license_requests"
+
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), primary_key=True)
+    request_key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    request_sha256: Mapped[str] = mapped_column(String(64))
+    license_id: Mapped[str] = mapped_column(ForeignKey("licenses.id"))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class LicenseSerial(Base):
+    """The next serial number of each license type at each issuer; taken in short transactions of
+    their own, so a failed issuance leaves a gap, never a duplicate."""
+
+    __tablename__ = "license_serials"
+
+    type_code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    issuer_code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    next_serial: Mapped[int] = mapped_column(BigInteger)
+
+
+class ImportJob(Base):
+    """A bulk conversion of paper licenses (CSV/JSONL): its progress and outcome."""
+
+    __tablename__ = "import_jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
+    type_code: Mapped[str] = mapped_column(ForeignKey("license_types.code"))
+    source: Mapped[str] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(16))  # running | done | failed
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    issued: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)  # done by an earlier run
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class ImportRejection(Base):
+    """A row of an import that was not issued, and why."""
+
+    __tablename__ = "import_rejections"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("import_jobs.id"), primary_key=True)
+    row_number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)

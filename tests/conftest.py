@@ -178,3 +178,27 @@ def softhsm_token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pa
         del os.environ["SOFTHSM2_CONF"]
     else:
         os.environ["SOFTHSM2_CONF"] = previous
+
+
+@pytest.fixture(scope="session")
+def licensing(platform, api):
+    """A license-issuing agency (credit code, agency seal, the two demo license types under codes of its
+    own) and its client's headers with every license scope."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from api.licenses import license_service
+    from licenses.catalog import demo_types
+    from tests.helpers import credit_code
+    from tests.pdf_helpers import issue_seal
+
+    code = f"lic-{secrets.token_hex(4)}"
+    with platform.db.session() as session:
+        issuing = add_agency(session, code=code, name="某市市场监督管理局", credit_code=credit_code())
+    seal = issue_seal(platform, issuing.id, name=issuing.name)
+    business, driving = (replace(t, code=credit_code() + f"{n:03d}") for n, t in enumerate(demo_types(code), 901))
+    for license_type in (business, driving):
+        license_service(platform).define_type(license_type, agency_id=issuing.id)
+    scopes = {"licenses:issue", "licenses:read", "licenses:revoke", "licenses:wallet"}
+    headers = {"Authorization": f"Bearer {token_for(api, platform, code, scopes)}"}
+    return SimpleNamespace(agency=issuing, seal=seal, business=business, driving=driving, headers=headers)

@@ -16,6 +16,7 @@ from fastapi.responses import Response
 
 from api.deps import scoped
 from api.documents import sign_job
+from api.licenses import stored_seal_image
 from api.pool import WorkerPool
 from api.tokens import AccessToken
 from eauth.errors import InvalidInput
@@ -55,7 +56,9 @@ async def sign_document(
     box: Annotated[str | None, Query(
         description="Visible seal x,y,width,height in PDF points from the lower-left corner; omit for an invisible "
                     "signature.", examples=["380,40,180,60"])] = None,
-    image: Annotated[UploadFile | None, File(description="PNG seal image shown in the box.")] = None,
+    image: Annotated[UploadFile | None, File(
+        description="PNG seal image shown in the box; default the agency's stored seal image (PUT "
+                    "/api/v1/agency/seal-image), else the name and time alone.")] = None,
 ) -> Response:
     """Sign the uploaded PDF with the seal ``seal``: an agency-seal certificate the calling agency
     registered, its key kept by the platform. B-T and up carry a timestamp from the platform's TSA,
@@ -64,9 +67,11 @@ async def sign_document(
     # The ~20-100 ms of CPU of a signature (sync pyHanko) run in the app's process pool (``api/pool.py``,
     # ``EAUTH_SIGNING_PROCESSES``): not on the event loop, and not in threads, which the GIL serializes.
     picture = await image.read() if image is not None else None
-    appearance = parse_box(box, page, picture) if box is not None else None
-    if appearance is None and picture is not None:
+    if box is None and picture is not None:
         raise InvalidInput("a seal image needs a box to be shown in")
+    if box is not None and picture is None:
+        picture = stored_seal_image(request.app.state.platform, token.agency_id)
+    appearance = parse_box(box, page, picture) if box is not None else None
     pdf = await file.read()
     pool: WorkerPool = request.app.state.signing_pool
     signed = await pool.run(sign_job, pdf, seal, token.agency_id, level, certify, appearance)

@@ -1,4 +1,4 @@
-"""Unauthenticated endpoints: CA certificates (the AIA caIssuers URLs), the token JWKS, health."""
+"""Unauthenticated endpoints: CA certificates (the AIA caIssuers URLs), the token and QR JWKS, health."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Path, Response
 from pydantic import BaseModel
 
 from api.deps import platform
+from api.licenses import qr_jwks
 from api.platform import Platform
 from eauth.errors import NotFound
 from store.ca_store import SqlCaStore
@@ -56,6 +57,12 @@ def authorities(p: Annotated[Platform, Depends(platform)]) -> list[AuthorityView
 @router.get("/.well-known/jwks.json", summary="Keys that sign the platform's tokens")
 def jwks(p: Annotated[Platform, Depends(platform)]) -> dict:
     return p.tokens.jwks()
+
+
+@router.get("/.well-known/qr-keys.json", summary="Keys that sign the QR tokens printed on licenses")
+def qr_keys(p: Annotated[Platform, Depends(platform)]) -> dict:
+    """A JWKS: what a verifier needs to check a license's QR token offline (kid as in the token)."""
+    return qr_jwks(p)
 
 
 @router.get("/healthz", summary="Liveness and database reachability")
