@@ -275,16 +275,16 @@ def import_licenses(
               f"{summary.skipped:,} skipped (issued before), "
               f"[{'red' if summary.rejected else 'green'}]{summary.rejected:,} rejected[/] in {seconds:,.1f} s "
               f"({summary.issued / seconds if seconds else 0:,.1f} licenses/s, {count} workers)", highlight=False)
-    if not summary.rejected:
-        return
     shown = 20
     with p.db.transaction() as connection:
         first = import_store.rejections(connection, bulk.job_id, limit=shown)
-        if report is not None:
+        if report is not None:  # written even when empty: "no rejections" is an answer too
             with open(report, "w", encoding="utf-8", newline="") as stream:
                 writer = csv.writer(stream)
                 writer.writerow(["row", "reason"])
                 writer.writerows(import_store.iter_rejections(connection, bulk.job_id))
+    if not summary.rejected:
+        return
     table = Table("row", "reason", title="rejected rows")
     for row, reason in first:
         table.add_row(str(row), escape(reason))

@@ -82,8 +82,8 @@ class DocumentSealer:
     def agency_seal(self, agency_id: int) -> SealSpec:
         """The seal an agency's licenses are signed with: its newest valid agency-seal certificate
         with a platform-kept key, with everything B-LT embeds. NoSealKey if it has none."""
-        with self.platform.db.session() as session:
-            record = SqlCaStore(session).agency_seal(agency_id, now=datetime.now(timezone.utc))
+        with self.platform.db.transaction() as connection:
+            record = SqlCaStore(connection).agency_seal(agency_id, now=datetime.now(timezone.utc))
         if record is None:
             raise NoSealKey("the agency has no valid agency-seal certificate with a key kept by the platform "
                             "(eauth cert issue --profile agency-seal --agency CODE --name NAME --id-number CREDIT_CODE)")

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from api import pool, problems, schedule
 from api.limits import BodySizeLimit
 from api.platform import Platform
-from api.routes import certificates, crl, documents, imports, licenses, ocsp, oauth, public, tsa
+from api.routes import certificates, crl, documents, imports, licenses, ocsp, oauth, public, tsa, verify
 from eauth.settings import Settings
 
 
@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     )
     app.state.platform = opened
     problems.install(app)
-    for module in (ocsp, oauth, certificates, public, tsa, crl, documents, licenses, imports):
+    for module in (ocsp, oauth, certificates, public, tsa, crl, documents, licenses, imports, verify):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes,
                        per_path={documents.SIGN_PATH: settings.max_document_bytes,

@@ -70,6 +70,12 @@ def stored_seal_image(platform: Platform, agency_id: int) -> bytes | None:
     return image
 
 
+def qr_public_keys(platform: Platform) -> dict:
+    """The keys QR tokens verify with, by kid: the platform's own (imported platforms' to come)."""
+    public_key = platform.keys.signer(QR_KEY_LABEL).public_key
+    return {qr_key_id(public_key): public_key}
+
+
 def qr_jwks(platform: Platform) -> dict:
     """The QR token key as a JWKS (public part), under the kid the tokens carry."""
     public_key = platform.keys.signer(QR_KEY_LABEL).public_key

@@ -198,13 +198,11 @@ class LicenseService:
         request_hash = _request_hash(type_code, fields)
         with self.transaction() as store:
             license_type = self.license_type(store, type_code, agency_id=issuer.agency_id)
-            if issuer.credit_code is None:
-                raise InvalidInput("the issuing agency has no unified social credit code: licenses name their "
-                                   "issuer by it")
-            if request_key is not None:
-                earlier = self._earlier(store, issuer.agency_id, request_key, request_hash)
-                if earlier is not None:
-                    return earlier
+            earlier = self._earlier(store, issuer.agency_id, request_key, request_hash) if request_key else None
+        if earlier is not None:
+            return earlier
+        if issuer.credit_code is None:
+            raise InvalidInput("the issuing agency has no unified social credit code: licenses name their issuer by it")
         values = validate_fields(license_type, fields)
         serial = self._next_serial(type_code, issuer.credit_code)
         identifier = LicenseIdentifier(type_code=type_code, issuer_code=issuer.credit_code,

@@ -18,7 +18,7 @@ version, Reed-Solomon code words, mask choice and module matrix, checked against
 per-module Python loops (~35 ms a symbol).
 
 The output is deterministic: the same document gives the same bytes (the PDF dates are the issue
-date, reportlab runs in invariant mode, the subset tag is a digest of the font program).
+date, reportlab runs in invariant mode, the subset tag is a digest of the glyphs in the subset).
 """
 
 from __future__ import annotations
@@ -33,12 +33,12 @@ import threading
 import zlib
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
-from itertools import accumulate, chain
-from operator import itemgetter
+from itertools import accumulate, chain, compress, repeat
+from operator import add, itemgetter, rshift
 from pathlib import Path
-from struct import pack, unpack_from
+from struct import Struct, pack, unpack_from
 
 import qrcode
 from qrcode import LUT as qr_lut
@@ -104,7 +104,8 @@ def render_license(document: LicenseDocument) -> bytes:
     for a seal that is not a usable PNG, ``SealFontMissing`` without the font.
     """
     font = _font()
-    _check_glyphs(document, font.cmap)
+    document = _normalized(document)
+    _check_glyphs(document, font)
     qr = _qr_rows(document.qr_url)
     seal = _prepared_seal(document.seal_image) if document.seal_image is not None else None
     # Decide the layout before opening the canvas: an error leaves nothing half-drawn.
@@ -190,13 +191,19 @@ class _LicenseFont:
         """Advance of ``text`` in thousandths of an em (every character is in the font: checked)."""
         return sum(map(self.char_width.__getitem__, text))
 
-    def _glyph(self, glyph: int) -> tuple[bytes, tuple[tuple[int, int], ...]]:
-        """A glyph's outline padded to 4 bytes, and for a composite glyph its components as
-        (glyph id, offset of that id in the outline)."""
+    def _glyph(self, glyph: int) -> tuple[bytes, tuple[int, ...], Struct | None, tuple[bytes, ...]]:
+        """A glyph's outline padded to 4 bytes; for a composite glyph also its components' glyph ids,
+        and the outline cut around them with the ``Struct`` that puts it back with other ids."""
         positions = self.face.glyphPos
         data = bytes(self._glyf[positions[glyph]:positions[glyph + 1]])
-        parts = tuple(_component_refs(data)) if len(data) > 2 and unpack_from(">h", data)[0] < 0 else ()
-        return data + b"\0" * (-len(data) % 4), parts
+        data += b"\0" * (-len(data) % 4)
+        if len(data) <= 2 or unpack_from(">h", data)[0] >= 0:
+            return data, (), None, ()
+        refs = _component_refs(data)
+        cuts = [0, *chain.from_iterable((at, at + 2) for _, at in refs), len(data)]
+        segments = tuple(data[start:end] for start, end in zip(cuts[0::2], cuts[1::2]))
+        layout = Struct(">" + "H".join(f"{len(segment)}s" for segment in segments))
+        return data, tuple(index for index, _ in refs), layout, segments
 
     def subset(self, glyphs: list[int]) -> tuple[bytes, int]:
         """A TrueType program holding ``glyphs`` as glyph ids 0, 1, 2… (CID = glyph id, so no cmap
@@ -206,21 +213,23 @@ class _LicenseFont:
         order = list(glyphs)
         new_id = dict(zip(reversed(order), range(len(order) - 1, -1, -1)))  # the first CID of each glyph
         records = list(map(self._records.__getitem__, order))
-        composites = [n for n, (_, parts) in enumerate(records) if parts]
+        composites = list(compress(range(len(records)), map(itemgetter(1), records)))
         for n in composites:  # components come along, after the CIDs (and theirs, in turn)
-            for part, _ in records[n][1]:
+            for part in records[n][1]:
                 if part not in new_id:
                     new_id[part] = len(order)
                     order.append(part)
                     records.append(self._records[part])
                     if records[-1][1]:
                         composites.append(len(records) - 1)
-        pieces = [data for data, _ in records]
+        pieces = list(map(itemgetter(0), records))
         for n in composites:  # their components' ids, renumbered
-            data = bytearray(pieces[n])
-            for part, at in records[n][1]:
-                data[at:at + 2] = pack(">H", new_id[part])
-            pieces[n] = bytes(data)
+            _, parts, layout, segments = records[n]
+            if len(parts) == 2:  # most of them
+                pieces[n] = layout.pack(segments[0], new_id[parts[0]], segments[1], new_id[parts[1]], segments[2])
+            else:
+                pieces[n] = layout.pack(*chain.from_iterable(zip(segments, map(new_id.__getitem__, parts))),
+                                        segments[-1])
         offsets = list(accumulate(map(len, pieces), initial=0))
         output = ttfonts.TTFontMaker()
         for tag, table in self._copied.items():
@@ -231,7 +240,7 @@ class _LicenseFont:
             output.add("loca", pack(f">{len(offsets)}L", *offsets))
             location_format = 1
         else:
-            output.add("loca", pack(f">{len(offsets)}H", *[offset >> 1 for offset in offsets]))
+            output.add("loca", pack(f">{len(offsets)}H", *map(rshift, offsets, repeat(1))))
             location_format = 0
         metrics = itemgetter(*order)(self.hmetrics) if len(order) > 1 else (self.hmetrics[order[0]],)
         output.add("hmtx", pack(f">{2 * len(order)}H", *chain.from_iterable(metrics)))
@@ -281,7 +290,14 @@ def _font() -> _LicenseFont:
     return font
 
 
-def _check_glyphs(document: LicenseDocument, cmap: dict[int, int]) -> None:
+def _normalized(document: LicenseDocument) -> LicenseDocument:
+    """Field values with line ends as "\\n" and tabs as spaces (as a CSV import may bring them)."""
+    fields = tuple((label, value.replace("\r\n", "\n").replace("\r", "\n").replace("\t", " "))
+                   for label, value in document.fields)
+    return document if fields == document.fields else replace(document, fields=fields)
+
+
+def _check_glyphs(document: LicenseDocument, font: _LicenseFont) -> None:
     """Refuse any character the font cannot draw (it would print as an empty box), naming the field."""
     texts = [("title_zh", document.title_zh), ("title_en", document.title_en),
              ("identifier", document.identifier), ("holder_name", document.holder_name),
@@ -289,9 +305,12 @@ def _check_glyphs(document: LicenseDocument, cmap: dict[int, int]) -> None:
     for label, value in document.fields:
         texts.append((f"field label {label!r}", label))
         texts.append((f"field {label!r}", value.replace("\n", " ")))
+    drawable = font.char_width.keys()
+    if drawable >= set().union(*(text for _, text in texts)):
+        return  # the usual case, decided in C; else find and name the first missing character
     for field, text in texts:
         for position, character in enumerate(text):
-            if ord(character) not in cmap:
+            if character not in drawable:
                 raise UnrenderableCharacter(
                     f"{field}: the character {character!r} (U+{ord(character):04X}) at position {position} "
                     f"has no glyph in the license font (WenQuanYi Micro Hei)",
@@ -338,8 +357,9 @@ class _Text:
     def embed(self, doc: pdfdoc.PDFDocument) -> None:
         """Add the font (Type 0 over a CIDFontType2 subset) to the document as ``resource``."""
         font = self.font
-        program, count = font.subset(self.glyphs)
-        digest = hashlib.sha256(program).digest()
+        program, _ = font.subset(self.glyphs)
+        # The subset tag: six letters that change with the glyphs (which decide the program).
+        digest = hashlib.sha256(pack(f">{len(self.glyphs)}H", *self.glyphs)).digest()
         base = "".join(chr(65 + b % 26) for b in digest[:6]) + "+" + font.postscript_name
         face = font.face
         font_file = pdfdoc.PDFStream(content=program, filters=[_FLATE_FAST])
@@ -350,12 +370,11 @@ class _Text:
             "Ascent": round(face.ascent), "Descent": round(face.descent), "CapHeight": round(face.capHeight),
             "StemV": face.stemV, "FontFile2": doc.Reference(font_file),
         })
-        widths = " ".join(map(str, itemgetter(*self.glyphs)(font.glyph_width))) if len(self.glyphs) > 1 else ""
         cid_font = pdfdoc.PDFDictionary({
             "Type": "/Font", "Subtype": "/CIDFontType2", "BaseFont": "/" + base,
             "CIDSystemInfo": b"<< /Registry (Adobe) /Ordering (Identity) /Supplement 0 >>",
             "FontDescriptor": doc.Reference(descriptor), "CIDToGIDMap": "/Identity",
-            "DW": font.glyph_width[0], "W": f"[ 0 [ {widths} ] ]".encode(),
+            "DW": _DEFAULT_WIDTH, "W": _widths([font.glyph_width[glyph] for glyph in self.glyphs]),
         })
         to_unicode = pdfdoc.PDFStream(content=_to_unicode(self.unicode), filters=[_FLATE_FAST])
         type0 = pdfdoc.PDFDictionary({
@@ -363,6 +382,26 @@ class _Text:
             "DescendantFonts": pdfdoc.PDFArray([doc.Reference(cid_font)]), "ToUnicode": doc.Reference(to_unicode),
         })
         doc.idToObject[pdfdoc.BasicFonts].dict[self.resource] = doc.Reference(type0, "eauthLicenseFont")
+
+
+_DEFAULT_WIDTH = 1000  # a full-width CJK character: most of them, left out of /W
+
+
+def _widths(widths: list[int]) -> bytes:
+    """The CIDFont's /W array: runs of consecutive CIDs whose width is not the default."""
+    runs, run = [], []
+    for cid, width in enumerate(widths):
+        if width != _DEFAULT_WIDTH:
+            if not run:
+                run.append(str(cid))
+                run.append("[")
+            run.append(str(width))
+        elif run:
+            runs.append(" ".join(run) + " ]")
+            run = []
+    if run:
+        runs.append(" ".join(run) + " ]")
+    return ("[ " + " ".join(runs) + " ]").encode("ascii")
 
 
 class _Utf16Hex(dict):
@@ -483,6 +522,12 @@ def _wrap(text: str, limit: float, font: _LicenseFont) -> list[str]:
     return lines
 
 
+def _fit(font: _LicenseFont, text: str, size: float, width: float) -> float:
+    """``size``, or the smaller size at which ``text`` is ``width`` points wide (never below 5 pt)."""
+    natural = font.width(text) * size / 1000
+    return size if natural <= width else max(5.0, size * width / natural)
+
+
 def _date_zh(day: date) -> str:
     return f"{day.year}年{day.month}月{day.day}日"
 
@@ -511,16 +556,19 @@ def _draw_page(canvas: Canvas, text: _Text, document: LicenseDocument, table: _T
     canvas.setLineWidth(0.6)
     canvas.rect(36, 36, _PAGE_WIDTH - 72, _PAGE_HEIGHT - 72)
 
-    # Title (zh large and spaced, en small), identifier, holder.
+    # Title (zh large and spaced, en small), identifier, holder; each shrunk to the width if need be.
     canvas.setFillColorRGB(*_INK)
-    centre = _PAGE_WIDTH / 2
-    title_size = 30.0 if len(document.title_zh) <= 8 else 22.0
-    spacing = title_size * 0.5 if len(document.title_zh) <= 6 else 0.0
+    centre, width, font = _PAGE_WIDTH / 2, _RIGHT - _LEFT, text.font
+    title = document.title_zh
+    spacing = 15.0 if len(title) <= 6 else 0.0
+    title_size = _fit(font, title, 30.0, width - spacing * max(len(title) - 1, 0))
+    identifier = f"证照编号 No. {document.identifier}"
+    holder = f"持证主体 Holder：{document.holder_name}"
     canvas.addLiteral("\n".join([
-        text.line(centre, 760, title_size, document.title_zh, align="centre", spacing=spacing),
-        text.line(centre, 738, 12, document.title_en, align="centre"),
-        text.line(centre, 716, 9, f"证照编号 No. {document.identifier}", align="centre"),
-        text.line(_LEFT, _TABLE_TOP + 10, 12, f"持证主体 Holder：{document.holder_name}"),
+        text.line(centre, 760, title_size, title, align="centre", spacing=spacing),
+        text.line(centre, 738, _fit(font, document.title_en, 12.0, width), document.title_en, align="centre"),
+        text.line(centre, 716, _fit(font, identifier, 9.0, width), identifier, align="centre"),
+        text.line(_LEFT, _TABLE_TOP + 10, _fit(font, holder, 12.0, width), holder),
     ]))
 
     _draw_table(canvas, text, table)
@@ -572,11 +620,8 @@ def _draw_table(canvas: Canvas, text: _Text, table: _Table) -> None:
 def _draw_issuer(canvas: Canvas, text: _Text, document: LicenseDocument) -> tuple[float, float]:
     """The issuer, issue date and validity, right-aligned; returns the seal's centre."""
     right = _RIGHT - 6
-    issuer_size = 13.0
+    issuer_size = _fit(text.font, document.issuer_name, 13.0, 250.0)
     width = text.font.width(document.issuer_name) * issuer_size / 1000
-    if width > 250:
-        issuer_size = max(7.0, issuer_size * 250 / width)
-        width = text.font.width(document.issuer_name) * issuer_size / 1000
     valid = "长期 Long-term" if document.valid_until is None else _date_zh(document.valid_until)
     canvas.setFillColorRGB(*_INK)
     canvas.addLiteral("\n".join([
@@ -738,20 +783,20 @@ class _QrRows:
 
 
 def _draw_qr(canvas: Canvas, qr: _QrRows) -> None:
-    """The symbol as a form XObject: one filled path of rectangles, one per run of dark modules in a
-    row (filled together, so no seams between them when rasterized). The white page around it is
-    the quiet zone.
+    """The symbol as a form XObject: one filled path of rectangles, runs of dark modules in a row
+    (filled together, so no seams between them when rasterized). The white page around it is the
+    quiet zone. Coordinates are in modules, y downwards (the placing ``cm`` scales and flips them).
 
-    Coordinates are in modules, y downwards (the placing ``cm`` scales and flips them); the runs are
-    found and written with C-level string functions (a Python loop over ~1,000 runs cost ~1.5 ms a
-    page), and the form is compressed with the fast filter rather than in the page's content."""
+    The rectangles of each 8-module chunk of a row come from a table made once per symbol size, so
+    a row is a few C-level calls (a loop over its ~15 runs cost ~1 ms a page); a run that crosses
+    a chunk boundary is two abutting rectangles."""
+    table, offsets, pad = _qr_chunks(qr.size)
+    chunks = len(offsets)
+    pick = table.__getitem__
     ops = ["0 g\n"]
     for row, text in enumerate(qr.rows):
-        pieces = _RUNS.findall(text)  # alternating runs, light or dark first
-        lengths = list(map(len, pieces))
-        starts = list(accumulate(lengths, initial=0))
-        first = 0 if text[0] == "1" else 1
-        ops.append("".join(map(f"{{}} {row} {{}} 1 re\n".format, starts[first::2], lengths[first::2])))
+        row_bytes = (int(text, 2) << pad).to_bytes(chunks, "big")
+        ops.append("".join(map(pick, map(add, offsets, row_bytes))).replace("Y", str(row)))
     ops.append("f")
     form = pdfdoc.PDFStream(content="".join(ops).encode("ascii"), filters=[_FLATE_FAST])
     form.dictionary.dict.update({"Type": "/XObject", "Subtype": "/Form", "BBox": f"[0 0 {qr.size} {qr.size}]"})
@@ -763,6 +808,22 @@ def _draw_qr(canvas: Canvas, qr: _QrRows) -> None:
     canvas._formsinuse.append(_QR_FORM)
 
 
+@functools.cache
+def _qr_chunks(size: int) -> tuple[tuple[str, ...], tuple[int, ...], int]:
+    """For a symbol ``size`` modules wide: the path operators of every 8-module pattern at every
+    chunk position (index ``256 × chunk + pattern``, y left as "Y"), the index offset of each chunk,
+    and the padding bits that make a row whole bytes."""
+    chunks = -(-size // 8)
+    table = []
+    for chunk in range(chunks):
+        for pattern in range(256):
+            bits = format(pattern, "08b")
+            table.append("".join(f"{8 * chunk + m.start()} Y {m.end() - m.start()} 1 re\n"
+                                 for m in _DARK.finditer(bits)))
+    return tuple(table), tuple(256 * chunk for chunk in range(chunks)), 8 * chunks - size
+
+
+_DARK = re.compile("1+")
 _QR_FORM = "eauthQR"
 
 
@@ -784,7 +845,6 @@ def _qr_rows(url: str) -> _QrRows:
     return _QrRows(version=version, size=n, rows=tuple(matrix[i:i + n] for i in range(0, n * n, n)))
 
 
-_RUNS = re.compile("0+|1+")
 
 
 class _BitBuffer:

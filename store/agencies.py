@@ -25,6 +25,7 @@ SCOPES = {
     "licenses:read": "read the agency's own licenses, their versions, events and PDFs",
     "licenses:revoke": "suspend, reinstate, revoke and cancel the agency's own licenses",
     "licenses:wallet": "list and download a holder's licenses from every agency (until holders log in themselves)",
+    "verify": "verify licenses (QR tokens) as a relying party",
 }
 
 
