@@ -5,7 +5,7 @@ number of pool processes calling ``LicenseService.issue`` in a loop with no impo
 the peak memory of the whole process tree (the parent reading the file + the workers) against 1 GB.
 
     python -m bench.import_bench            # N = $EAUTH_BENCH_IMPORT_ROWS or 600 (~20-30 s on 2 cores)
-    python -m bench.import_bench 100000     # the 100,000-row run (40-60 min on a 2-vCPU machine)
+    python -m bench.import_bench 100000     # the 100,000-row run (~25 min on 2 idle cores at ~65/s)
 
 Memory: the sum of the resident sets of the parent and its live workers, sampled from /proc every
 0.2 s (Linux), and as a bound the parent's peak (RUSAGE_SELF) + workers × the largest worker's peak

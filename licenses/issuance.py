@@ -343,7 +343,7 @@ class LicenseService:
 def _request_hash(type_code: str, fields: Mapping[str, object]) -> str:
     canonical = json.dumps({"type": type_code, "fields": fields}, ensure_ascii=False, sort_keys=True,
                            separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()  # validation refuses them later
 
 
 def _past(action: str) -> str:
