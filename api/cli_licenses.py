@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from api.licenses import blob_store, issuer_of, license_service
+from api.licenses import blob_store, issuer_of, license_service, set_seal_image
 from api.platform import Platform
 from eauth.errors import InvalidInput, NotFound
 from eauth.settings import Settings
@@ -210,10 +210,9 @@ def seal_image_command(
     data = image.read_bytes()
     seal_image(data)  # InvalidSealImage unless a usable PNG
     p = _platform()
-    key = blob_store(p).put(data)
     with p.db.session() as session:
         record = agency_by_code(session, agency)
-        SqlLicenseStore(session).set_seal_image_key(record.id, key)
+    key = set_seal_image(p, record.id, data)
     out.print(f"seal image of {agency} set ({len(data):,} bytes, sha256 {key[:16]}…)")
 
 

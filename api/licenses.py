@@ -70,6 +70,16 @@ def stored_seal_image(platform: Platform, agency_id: int) -> bytes | None:
     return image
 
 
+def set_seal_image(platform: Platform, agency_id: int, image: bytes) -> str:
+    """Store ``image`` as the agency's seal image (this process uses it at once, others within
+    ``SEAL_IMAGE_REUSE``); returns its key (SHA-256)."""
+    key = blob_store(platform).put(image)
+    with platform.db.transaction() as connection:
+        SqlLicenseStore(connection).set_seal_image_key(agency_id, key)
+    _seal_images.pop((id(platform), agency_id), None)
+    return key
+
+
 def qr_public_keys(platform: Platform) -> dict:
     """The keys QR tokens verify with, by kid: the platform's own (imported platforms' to come)."""
     public_key = platform.keys.signer(QR_KEY_LABEL).public_key

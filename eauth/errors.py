@@ -157,15 +157,15 @@ InvalidImportFile = _error(
 UnrenderableCharacter = _error(
     "UnrenderableCharacter", "unrenderable_character", ErrorKind.INVALID,
     "A character has no glyph in the license font", InvalidInput,
-)
+)  # extra: field (e.g. "holder_name", "field '经营范围'"), character, position
 LicenseContentTooLong = _error(
     "LicenseContentTooLong", "license_content_too_long", ErrorKind.INVALID,
     "The license content does not fit on one page", InvalidInput,
-)
+)  # extra: needed, available (points of table height)
 QrCodeTooLarge = _error(
     "QrCodeTooLarge", "qr_code_too_large", ErrorKind.INVALID,
     "The QR code URL is too long to print readably", InvalidInput,
-)
+)  # extra: version (the QR version the URL needs)
 
 # Licenses
 InvalidLicenseIdentifier = _error(

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, Up
 from pydantic import BaseModel, Field
 
 from api.deps import platform, scoped
-from api.licenses import amend_job, blob_store, issue_job, license_service
+from api.licenses import amend_job, blob_store, issue_job, license_service, set_seal_image
 from api.platform import Platform
 from api.pool import WorkerPool
 from api.tokens import AccessToken
@@ -310,7 +310,7 @@ async def wallet(
 
 
 @router.put("/agency/seal-image", status_code=204, summary="Set the agency's seal image", tags=["agencies"])
-async def set_seal_image(
+async def put_seal_image(
     image: UploadFile,
     p: Annotated[Platform, Depends(platform)],
     token: Annotated[AccessToken, Depends(scoped("licenses:issue"))],
@@ -320,7 +320,5 @@ async def set_seal_image(
     if len(data) > MAX_SEAL_IMAGE_BYTES:
         raise InvalidInput(f"the seal image is larger than {MAX_SEAL_IMAGE_BYTES // 1024} KiB", field="image")
     seal_image(data)  # InvalidSealImage unless a usable PNG
-    key = blob_store(p).put(data)
-    with p.db.transaction() as connection:
-        SqlLicenseStore(connection).set_seal_image_key(token.agency_id, key)
+    key = set_seal_image(p, token.agency_id, data)
     return Response(status_code=204, headers={"ETag": f'"{key}"'})

@@ -184,3 +184,20 @@ def test_worker_crash_is_503_and_the_pool_is_made_anew(api, headers, seal_serial
     assert response.headers["retry-after"] == "5"
     assert pool._executor is not before
     assert _post(api, headers, {"seal": seal_serial, "level": "B-B"}).status_code == 200
+
+
+def test_the_agencys_stored_seal_image_is_used_without_an_upload(api, platform, licensing):
+    """PUT /api/v1/agency/seal-image once; a visible seal without an uploaded image then shows it."""
+    require_seal_font()
+    headers = {"Authorization": f"Bearer {token_for(api, platform, licensing.agency.code, {'documents:sign'})}"}
+
+    def images_in_the_seal(response) -> int:
+        assert response.status_code == 200, response.text
+        return response.content.count(b"/Subtype /Image")  # the appearance's image XObjects (not compressed)
+
+    params = {"seal": licensing.seal.serial, "level": "B-B", "box": "380,40,180,60"}
+    before = images_in_the_seal(_post(api, headers, params))
+    stored = api.put("/api/v1/agency/seal-image", files={"image": ("seal.png", png(48, 48), "image/png")},
+                     headers=licensing.headers)
+    assert stored.status_code == 204
+    assert images_in_the_seal(_post(api, headers, params)) > before
