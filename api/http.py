@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from api import pool, problems, schedule
 from api.limits import BodySizeLimit
 from api.platform import Platform
-from api.routes import certificates, crl, documents, imports, licenses, ocsp, oauth, public, tsa, verify
+from api.routes import certificates, crl, documents, imports, licenses, ocsp, oauth, public, tsa, verify, verify_pdf
 from eauth.settings import Settings
 
 
@@ -36,9 +36,10 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     )
     app.state.platform = opened
     problems.install(app)
-    for module in (ocsp, oauth, certificates, public, tsa, crl, documents, licenses, imports, verify):
+    for module in (ocsp, oauth, certificates, public, tsa, crl, documents, licenses, imports, verify, verify_pdf):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes,
                        per_path={documents.SIGN_PATH: settings.max_document_bytes,
-                                 imports.PATH: settings.max_document_bytes})
+                                 imports.PATH: settings.max_document_bytes,
+                                 verify_pdf.PATH: settings.max_document_bytes})
     return app

@@ -41,19 +41,19 @@ import logging
 import re
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from io import BytesIO
 from typing import Literal, Protocol
 
-from asn1crypto import cms
+from asn1crypto import cms, core
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from pyhanko.pdf_utils import generic, misc
 from pyhanko.pdf_utils.decode_limits import DecodeLimits, DocumentDecodeBudget, StreamDecodeLimits
 from pyhanko.pdf_utils.reader import PdfFileReader
-from pyhanko.sign.diff_analysis import DiffResult, ModificationLevel, SuspiciousModification
+from pyhanko.sign.diff_analysis import ModificationLevel, SuspiciousModification
 from pyhanko.sign.validation import (
     async_validate_pdf_signature,
     async_validate_pdf_timestamp,
@@ -513,7 +513,7 @@ def _claimed_timestamp(sig: EmbeddedPdfSignature) -> datetime | None:
     the chain is validated at, if the token then proves it)."""
     try:
         attrs = sig.signer_info["unsigned_attrs"]
-        if attrs.native is None:
+        if isinstance(attrs, core.Void):
             return None
         for attr in attrs:
             if attr["type"].native == "signature_time_stamp_token":
@@ -676,10 +676,11 @@ def _signature_report(sig, status, *, name, context: _Context, status_of, certif
     elif ts is not None and not (ts.intact and ts.valid):
         indication, sub = FAILED, "HASH_FAILURE" if not ts.intact else "SIG_CRYPTO_FAILURE"
         findings.append("the signature timestamp token does not verify")
-    elif details is not None and (poe is None or details.revocation_date <= poe) and not details.ca_revoked and poe:
+    elif details is not None and poe is not None and details.revocation_date <= poe:
         indication, sub = FAILED, "REVOKED"
-        findings.append(f"the signer's certificate was revoked at {details.revocation_date.isoformat()}, before "
-                        "the signing time the timestamp proves")
+        whose = "a CA certificate in the chain" if details.ca_revoked else "the signer's certificate"
+        findings.append(f"{whose} was revoked at {details.revocation_date.isoformat()}, before the signing time "
+                        "the timestamp proves")
     elif _revoked_before(now_state, poe):
         indication, sub = FAILED, "REVOKED"
         findings.append(f"the signer's certificate is {now_state.status} since {now_state.since.isoformat()}, "
