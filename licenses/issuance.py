@@ -92,7 +92,8 @@ class Actor:
 
 @dataclass(frozen=True, slots=True)
 class IssuedLicense:
-    """A license and the version just issued (or found again by its request key: ``created`` False)."""
+    """A license and the version just issued (or, found again by its request key, ``created`` False and
+    its current version)."""
 
     license: LicenseRecord
     version: VersionRecord
@@ -305,7 +306,7 @@ class LicenseService:
         if found[0] != request_hash:
             raise RequestKeyReused(f"request key {key!r} was used for a different license request", field="request_key")
         license = store.license(found[1])
-        return IssuedLicense(license, store.version(license.id, 1), created=False)
+        return IssuedLicense(license, store.version(license.id, license.version), created=False)
 
     def _holder(self, license_type: LicenseType, values: Mapping[str, str]) -> tuple[str, str, str]:
         kind = license_type.holder_kind.value

@@ -452,7 +452,7 @@ _PAD = 5.0  # cell padding
 _TABLE_TOP = 676.0
 _TABLE_BOTTOM = 250.0  # above the issuer block and the QR code
 _TYPE_SIZES = (10.5, 9.5, 8.5, 7.5, 6.5)  # tried in turn until the table fits
-_QR_SIZE = 132.0  # points, without the quiet zone (the white page around it)
+_QR_SIZE = 132.0  # points, without the quiet zone: ≥ 4 modules of white page around it (caption below it)
 _QR_X, _QR_Y = _LEFT + 8, 76.0
 _INK = (0.1, 0.1, 0.1)
 _FRAME = (0.55, 0.12, 0.12)
@@ -594,7 +594,7 @@ def _draw_page(canvas: Canvas, text: _Text, document: LicenseDocument, table: _T
 
     canvas.setFillColorRGB(*_INK)
     canvas.addLiteral("\n".join([
-        text.line(_QR_X + _QR_SIZE / 2, _QR_Y - 14, 8, "扫码核验 / Scan to verify", align="centre"),
+        text.line(_QR_X + _QR_SIZE / 2, _QR_Y - 18, 8, "扫码核验 / Scan to verify", align="centre"),
         text.line(_RIGHT, 46, 8, f"第 {document.version} 版 Version {document.version}", align="right"),
     ]))
 

@@ -113,7 +113,7 @@ def _agency(p: Platform, token: AccessToken) -> AgencyRecord:
         return agency_by_id(session, token.agency_id)
 
 
-def _license_view(p: Platform, license: LicenseRecord) -> dict:
+def _license_view(license: LicenseRecord) -> dict:
     return {
         "id": license.id, "identifier": license.identifier, "type_code": license.type_code,
         "issuer_code": license.issuer_code, "holder_kind": license.holder_kind, "holder_name": license.holder_name,
@@ -134,7 +134,7 @@ def _version_view(p: Platform, version: VersionRecord, current: int) -> VersionV
 
 
 def _issued_view(p: Platform, issued: IssuedLicense) -> IssuedView:
-    return IssuedView(**_license_view(p, issued.license), created=issued.created,
+    return IssuedView(**_license_view(issued.license), created=issued.created,
                       current=_version_view(p, issued.version, issued.license.version))
 
 
@@ -220,7 +220,7 @@ async def get_license(
         versions = [store.version(license_id, n) for n in range(1, license.version + 1)]
         events = store.events(license_id)
     return LicenseDetail(
-        **_license_view(p, license), fields=service.cipher.decrypt(versions[-1]),
+        **_license_view(license), fields=service.cipher.decrypt(versions[-1]),
         versions=[_version_view(p, v, license.version) for v in versions],
         events=[EventView(version=e.version, action=e.action, actor=e.actor, reason=e.reason, at=e.at) for e in events],
     )
@@ -274,7 +274,7 @@ def _status_route(action: str, summary: str):
     ) -> LicenseView:
         changed = license_service(p).change_status(license_id, action, actor=_actor(token),
                                                    reason=body.reason if body else None)
-        return LicenseView(**_license_view(p, changed))
+        return LicenseView(**_license_view(changed))
 
     change.__doc__ = summary
     router.add_api_route(f"/licenses/{{license_id}}/{action}", change, methods=["POST"], summary=summary,
@@ -303,7 +303,7 @@ async def wallet(
     index = license_service(p).holder_index(body.holder_kind, number)
     with p.db.transaction() as connection:
         found = SqlLicenseStore(connection).licenses_of_holder(body.holder_kind, index)
-    return [LicenseView(**_license_view(p, license)) for license in found]
+    return [LicenseView(**_license_view(license)) for license in found]
 
 
 # -- the agency's seal image -----------------------------------------------------------------------

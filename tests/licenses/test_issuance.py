@@ -22,13 +22,13 @@ from pyhanko.sign.validation.dss import DocumentSecurityStore
 from api.licenses import issuer_of, license_service, qr_jwks
 from eauth.errors import (
     Forbidden,
-    InvalidIdentifier,
+    InvalidInput,
     InvalidLicenseData,
     LicenseStatusConflict,
     NotFound,
     RequestKeyReused,
 )
-from licenses.issuance import Actor, effective_status
+from licenses.issuance import Actor, Issuer, effective_status
 from licenses.token import verify_qr_token
 from store.ca_store import SqlCaStore
 from store.license_store import SqlLicenseStore
@@ -170,14 +170,10 @@ def test_bad_fields_issue_nothing(service, licensing, actor, platform, fields, e
     assert counts(platform) == before
 
 
-def test_unknown_type_and_a_type_of_another_agency(service, licensing, actor, agency, platform):
+def test_unknown_type_and_a_type_of_another_agency(service, licensing, actor, agency):
     with pytest.raises(NotFound):
         service.issue(issuer_of(licensing.agency), type_code=credit_code() + "001", fields=driver(), actor=actor)
-    with platform.db.session() as session:
-        from store.agencies import agency_by_id
-
-        other = agency_by_id(session, agency.id)
-    other = issuer_of(other).__class__(agency_id=other.id, name=other.name, credit_code=credit_code())
+    other = Issuer(agency_id=agency.id, name=agency.name, credit_code=credit_code())
     with pytest.raises(Forbidden):
         service.issue(other, type_code=licensing.driving.code, fields=driver(),
                       actor=Actor(agency_id=other.agency_id, name="x"))
@@ -190,7 +186,7 @@ def test_lifecycle_events_and_conflicts(service, licensing, actor, platform):
     with pytest.raises(LicenseStatusConflict):
         service.change_status(license_id, "suspend", actor=actor)
     assert service.change_status(license_id, "reinstate", actor=actor).status == "valid"
-    with pytest.raises(InvalidLicenseData.__mro__[1]):  # InvalidInput: a revocation needs a reason
+    with pytest.raises(InvalidInput, match="reason"):
         service.change_status(license_id, "revoke", actor=actor)
     revoked = service.change_status(license_id, "revoke", actor=actor, reason="fraudulently obtained")
     assert revoked.status == "revoked" and revoked.status_reason == "fraudulently obtained"
@@ -248,8 +244,7 @@ def test_bad_holder_number_names_the_field(service, licensing, actor):
     with pytest.raises(InvalidLicenseData) as raised:
         service.issue(issuer_of(licensing.agency), type_code=licensing.business.code,
                       fields=enterprise("91440300MA5DC1234X"), actor=actor)
-    assert raised.value.extra.get("field") == "credit_code" or "credit_code" in str(raised.value.extra)
-    assert not isinstance(raised.value, InvalidIdentifier) or raised.value.extra
+    assert raised.value.extra["field"] == "credit_code"
 
 
 @pytest.fixture(scope="session")

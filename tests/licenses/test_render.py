@@ -161,6 +161,24 @@ def test_qr_code_on_the_page_scans_to_exactly_the_url(pdf, tmp_path):
     assert decoded == _document().qr_url
 
 
+def test_qr_code_has_its_quiet_zone(pdf, tmp_path):
+    """Four modules of white on every side of the symbol (ISO/IEC 18004), nothing else printed there."""
+    page = Image.open(_page_image(pdf, tmp_path))
+    x0, y0, size = render._QR_X, render._QR_Y, render._QR_SIZE
+    quiet = 4 * size / render._qr_rows(_document().qr_url).size
+    band = 1.0  # points kept off the symbol's edge (anti-aliasing)
+
+    def dark(pixel) -> bool:
+        return min(pixel) < 200
+
+    for box in ((x0 - quiet, y0 - quiet, x0 - band, y0 + size + quiet),  # left
+                (x0 + size + band, y0 - quiet, x0 + size + quiet, y0 + size + quiet),  # right
+                (x0 - quiet, y0 - quiet, x0 + size + quiet, y0 - band),  # below
+                (x0 - quiet, y0 + size + band, x0 + size + quiet, y0 + size + quiet)):  # above
+        assert _count(page, box, dark) == 0, box
+    assert _count(page, (x0, y0, x0 + size, y0 + size), dark) > 1000  # and the symbol is there
+
+
 def test_largest_qr_version_printed_still_scans_at_150_dpi(tmp_path):
     require_seal_font()
     url = _url(380, b"largest")
