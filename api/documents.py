@@ -5,7 +5,6 @@ route (``api/routes/documents.py``, through ``sign_job`` in a worker process of 
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -121,19 +120,9 @@ def _organization(certificate: x509.Certificate, record: CertificateRecord) -> s
     return str(names[0].value) if names else record.subject_dn
 
 
-_lock = threading.Lock()
-
-
 def sealer(platform: Platform) -> DocumentSealer:
     """The platform's sealer, made on first use and kept on it (nothing in it is state)."""
-    found = getattr(platform, "_document_sealer", None)
-    if found is None:
-        with _lock:
-            found = getattr(platform, "_document_sealer", None)
-            if found is None:
-                found = DocumentSealer(platform)
-                platform._document_sealer = found
-    return found
+    return platform.kept(DocumentSealer)
 
 
 def sign_job(pdf: bytes, serial: str, agency_id: int | None, level: str, certify: str | None,

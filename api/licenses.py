@@ -5,7 +5,6 @@ worker process of ``api/pool.py``), the bulk import and the CLI."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from pathlib import Path
 
@@ -19,9 +18,6 @@ from store.agencies import AgencyRecord
 from store.blobs import FileBlobStore
 from store.license_store import SqlLicenseStore, license_transactions
 
-_lock = threading.Lock()
-
-
 def blob_store(platform: Platform) -> FileBlobStore:
     """Issued PDFs and seal images, by SHA-256, under ``<data dir>/documents``."""
     return FileBlobStore(Path(platform.settings.data_dir) / "documents")
@@ -29,14 +25,7 @@ def blob_store(platform: Platform) -> FileBlobStore:
 
 def license_service(platform: Platform) -> LicenseService:
     """The platform's license service, made on first use and kept on it (it holds no state)."""
-    found = getattr(platform, "_license_service", None)
-    if found is None:
-        with _lock:
-            found = getattr(platform, "_license_service", None)
-            if found is None:
-                found = _make_service(platform)
-                platform._license_service = found
-    return found
+    return platform.kept(_make_service)
 
 
 def _make_service(platform: Platform) -> LicenseService:

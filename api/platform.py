@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from api.tokens import TOKEN_KEY_LABEL, TokenService
 from ca.authority import CaUrls, CertificateAuthority, InitResult, initialize
@@ -16,6 +19,8 @@ from signing.tsa import TimeStampAuthority, TsaConfig
 from store.ca_store import SqlCaStore
 from store.db import Database
 
+
+T = TypeVar("T")
 
 #: The key that signs the QR tokens printed on licenses (published in the trust bundle).
 QR_KEY_LABEL = "qr-token"
@@ -43,6 +48,8 @@ class Platform:
     tokens: TokenService
     lifecycle: CertificateLifecycle
     _tsa: TimeStampAuthority | None = field(default=None, init=False, repr=False)
+    _kept: dict = field(default_factory=dict, init=False, repr=False)
+    _kept_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @classmethod
     def open(cls, settings: Settings) -> Platform:
@@ -64,6 +71,17 @@ class Platform:
         tokens = TokenService(keys.signer(TOKEN_KEY_LABEL), issuer=settings.public_base_url,
                               ttl_seconds=settings.access_token_ttl_seconds)
         return cls(settings, db, keys, ca, tokens, lifecycle=CertificateLifecycle())
+
+    def kept(self, factory: Callable[[Platform], T]) -> T:
+        """``factory(self)``, made on first use and kept for this platform (this process): for wiring
+        that holds no state, only what is costly to prepare (the sealer, the license service)."""
+        found = self._kept.get(factory)
+        if found is None:
+            with self._kept_lock:
+                found = self._kept.get(factory)
+                if found is None:
+                    found = self._kept[factory] = factory(self)
+        return found
 
     def timestamp_authority(self) -> TimeStampAuthority:
         """The RFC 3161 TSA: the ``tsa`` certificate (sent with the seal CA's) and its key. Made on first

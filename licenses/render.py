@@ -61,12 +61,12 @@ except ImportError:  # pragma: no cover - isal is a dependency; zlib gives the s
         return zlib.compress(data, 1)
 
 from eauth.errors import (
-    InvalidSealImage,
     LicenseContentTooLong,
     QrCodeTooLarge,
     SealFontMissing,
     UnrenderableCharacter,
 )
+from signing.pades import open_seal_png
 
 __all__ = ["LICENSE_FONT", "MAX_QR_VERSION", "LicenseDocument", "qr_version", "render_license"]
 
@@ -74,8 +74,6 @@ __all__ = ["LICENSE_FONT", "MAX_QR_VERSION", "LicenseDocument", "qr_version", "r
 LICENSE_FONT = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
 #: Largest QR version printed: at the fixed QR size it keeps a module ≥ 1.7 pt (≥ 3.5 px at 150 dpi).
 MAX_QR_VERSION = 15
-#: Largest seal image accepted, checked before any pixel is decoded (as ``signing.pades`` does).
-MAX_SEAL_PIXELS = (4096, 4096)
 
 
 @dataclass(frozen=True, slots=True)
@@ -727,17 +725,7 @@ def _prepared_seal(png: bytes) -> _PreparedImage:
 
 
 def _decode_seal(png: bytes, digest: bytes) -> _PreparedImage:
-    from PIL import Image
-
-    try:
-        image = Image.open(io.BytesIO(png), formats=["PNG"])
-        if image.width > MAX_SEAL_PIXELS[0] or image.height > MAX_SEAL_PIXELS[1]:
-            raise InvalidSealImage(
-                f"the seal image is {image.width} × {image.height} pixels: at most "
-                f"{MAX_SEAL_PIXELS[0]} × {MAX_SEAL_PIXELS[1]} are accepted")
-        image.load()
-    except (Image.UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise InvalidSealImage(f"the seal image is not a readable PNG: {exc}") from None
+    image = open_seal_png(png)
     transparent = "A" in image.getbands() or "transparency" in image.info
     image = image.convert("RGBA" if transparent else "RGB")
     alpha = None

@@ -371,8 +371,9 @@ class _SealFont(GlyphAccumulatorFactory):
                                     font_size=self.font_size, obj_stream=obj_stream)
 
 
-def seal_image(png: bytes) -> PdfImage:
-    """The seal image for pyHanko's stamp: a PNG of at most ``MAX_SEAL_PIXELS``, decoded by Pillow."""
+def open_seal_png(png: bytes) -> Image.Image:
+    """A seal image decoded by Pillow: a PNG of at most ``MAX_SEAL_PIXELS`` (checked from the header,
+    before any pixel is decoded); InvalidSealImage otherwise. For visible seals and licenses alike."""
     try:
         image = Image.open(BytesIO(png), formats=["PNG"])
         if image.width > MAX_SEAL_PIXELS[0] or image.height > MAX_SEAL_PIXELS[1]:
@@ -382,6 +383,12 @@ def seal_image(png: bytes) -> PdfImage:
         image.load()
     except (Image.UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise InvalidSealImage(f"the seal image is not a readable PNG: {exc}") from None
+    return image
+
+
+def seal_image(png: bytes) -> PdfImage:
+    """The seal image for pyHanko's stamp (``open_seal_png``)."""
+    image = open_seal_png(png)
     transparent = "A" in image.getbands() or "transparency" in image.info
     if image.mode not in ("RGB", "RGBA", "L", "LA") or (image.mode in ("RGB", "L") and transparent):
         image = image.convert("RGBA" if transparent else "RGB")

@@ -141,6 +141,18 @@ def pki_dir(platform, tmp_path_factory) -> Path:
     return directory
 
 
+@pytest.fixture(scope="session")
+def nss_db(pki_dir, tmp_path_factory) -> Path:
+    """An NSS database trusting our root, for pdfsig. Trust flags SSL,email,object-signing: pdfsig checks
+    signers for the email (S/MIME) usage, so "C,," (trusted for TLS only) would leave the issuer untrusted."""
+    certutil = require_tool("certutil")
+    directory = tmp_path_factory.mktemp("nss")
+    subprocess.run([certutil, "-N", "-d", f"sql:{directory}", "--empty-password"], check=True, capture_output=True)
+    subprocess.run([certutil, "-A", "-d", f"sql:{directory}", "-n", "root", "-t", "C,C,C", "-i",
+                    str(pki_dir / "root.pem")], check=True, capture_output=True)
+    return directory
+
+
 SOFTHSM_MODULES = (
     "/usr/lib/softhsm/libsofthsm2.so",
     "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",

@@ -245,14 +245,3 @@ def test_bad_holder_number_names_the_field(service, licensing, actor):
         service.issue(issuer_of(licensing.agency), type_code=licensing.business.code,
                       fields=enterprise("91440300MA5DC1234X"), actor=actor)
     assert raised.value.extra["field"] == "credit_code"
-
-
-@pytest.fixture(scope="session")
-def nss_db(pki_dir, tmp_path_factory) -> Path:
-    """An NSS database trusting our root, for pdfsig."""
-    certutil = require_tool("certutil")
-    directory = tmp_path_factory.mktemp("nss-licenses")
-    subprocess.run([certutil, "-N", "-d", f"sql:{directory}", "--empty-password"], check=True, capture_output=True)
-    subprocess.run([certutil, "-A", "-d", f"sql:{directory}", "-n", "root", "-t", "C,C,C", "-i",
-                    str(pki_dir / "root.pem")], check=True, capture_output=True)
-    return directory

@@ -224,18 +224,6 @@ def test_no_seal_key_for_the_agency(platform, agency, seal_record):
 # --- interop: pdfsig (poppler + NSS) ---------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def nss_db(pki_dir, tmp_path_factory) -> Path:
-    # Trust flags SSL,email,object-signing: pdfsig checks signers for the email (S/MIME) usage, so
-    # "C,," (trusted for TLS only) would leave the issuer untrusted.
-    certutil = require_tool("certutil")
-    directory = tmp_path_factory.mktemp("nss")
-    subprocess.run([certutil, "-N", "-d", f"sql:{directory}", "--empty-password"], check=True, capture_output=True)
-    subprocess.run([certutil, "-A", "-d", f"sql:{directory}", "-n", "root", "-t", "C,C,C", "-i",
-                    str(pki_dir / "root.pem")], check=True, capture_output=True)
-    return directory
-
-
 def _pdfsig(nss_db: Path, document: bytes, tmp_path: Path) -> str:
     pdfsig = require_tool("pdfsig")
     path = tmp_path / "signed.pdf"
