@@ -49,7 +49,7 @@ class Platform:
     lifecycle: CertificateLifecycle
     _tsa: TimeStampAuthority | None = field(default=None, init=False, repr=False)
     _kept: dict = field(default_factory=dict, init=False, repr=False)
-    _kept_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _kept_lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)  # factories nest
 
     @classmethod
     def open(cls, settings: Settings) -> Platform:
