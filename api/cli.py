@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from api.cli_licenses import license_app, seal_image_command
+from api.cli_verify import trust_app, verify_command
 from api.platform import Platform, initialize_platform
 from ca.lifecycle import RevocationReason
 from ca.profiles import PROFILES, profile
@@ -37,6 +38,8 @@ app.add_typer(client_app, name="client")
 app.add_typer(cert_app, name="cert")
 app.add_typer(license_app, name="license")
 agency_app.command("seal-image")(seal_image_command)
+app.add_typer(trust_app, name="trust")
+app.command("verify")(verify_command)
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)

@@ -10,6 +10,7 @@ from api import pool, problems, schedule
 from api.limits import BodySizeLimit
 from api.platform import Platform
 from api.routes import certificates, crl, documents, imports, licenses, ocsp, oauth, public, tsa, verify, verify_pdf
+from api.routes import trust, verify_certificate
 from eauth.settings import Settings
 
 
@@ -36,7 +37,8 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     )
     app.state.platform = opened
     problems.install(app)
-    for module in (ocsp, oauth, certificates, public, tsa, crl, documents, licenses, imports, verify, verify_pdf):
+    for module in (ocsp, oauth, certificates, public, tsa, crl, documents, licenses, imports, verify, verify_pdf,
+                   trust, verify_certificate):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes,
                        per_path={documents.SIGN_PATH: settings.max_document_bytes,

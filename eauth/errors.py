@@ -192,3 +192,12 @@ QrTokenBadSignature = _error(
     "QrTokenBadSignature", "qr_token_bad_signature", ErrorKind.INVALID,
     "License QR token signature does not verify (altered or forged)", InvalidQrToken,
 )  # extra: kid
+
+# Verification: trust bundles and certificates
+InvalidTrustBundle = _error(
+    "InvalidTrustBundle", "invalid_trust_bundle", ErrorKind.INVALID, "Not a valid trust bundle", InvalidInput,
+)  # extra: path (the member of the JSON document at fault, e.g. "certificates[2].pem")
+InvalidCertificate = _error(
+    "InvalidCertificate", "invalid_certificate", ErrorKind.INVALID,
+    "Not an X.509 certificate (PEM or base64 DER)", InvalidInput,
+)  # extra: field ("certificate" or "chain[1]")

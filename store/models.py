@@ -311,3 +311,26 @@ class ImportRejection(Base):
     job_id: Mapped[str] = mapped_column(ForeignKey("import_jobs.id"), primary_key=True)
     row_number: Mapped[int] = mapped_column(Integer, primary_key=True)
     reason: Mapped[str] = mapped_column(Text)
+
+
+class Verification(Base):
+    """A verification by a relying party through the API (the public QR page is not recorded): who
+    (the API client and its agency), what (``kind`` pdf | qr | certificate, and ``subject``: the
+    license identifier, the certificate serial, or for a PDF that is no license of ours its SHA-256),
+    the outcome (``result``: the indication, or the QR status) and when. For the statistics and the
+    trace; rows are only ever added."""
+
+    __tablename__ = "verifications"
+    __table_args__ = (
+        Index("ix_verifications_agency_at", "agency_id", "at"),
+        Index("ix_verifications_subject", "kind", "subject"),
+    )
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    client_id: Mapped[str] = mapped_column(String(64))
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # pdf | qr | certificate
+    subject: Mapped[str | None] = mapped_column(String(200))
+    file_sha256: Mapped[str | None] = mapped_column(String(64))  # pdf: the file verified
+    result: Mapped[str] = mapped_column(String(64))

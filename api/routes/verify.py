@@ -15,6 +15,7 @@ from sqlalchemy import select
 from api.deps import platform, scoped
 from api.licenses import license_service, qr_public_keys
 from api.platform import Platform
+from api.recording import record_qr
 from api.tokens import AccessToken
 from store.license_store import SqlLicenseStore
 from store.models import Agency
@@ -79,6 +80,7 @@ async def verify_qr_token(
     the registry. Always 200 with a report; ``valid`` is true only for a genuine token of a license
     that is valid now."""
     report = check(p, token)
+    record_qr(p, caller, report)
     return QrReportView(status=report.status, valid=report.valid, signature_valid=report.signature_valid,
                         detail=report.detail, error_code=report.error_code,
                         license=QrLicenseView.model_validate(report.license, from_attributes=True)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import scoped
 from api.pool import WorkerPool
+from api.recording import record_pdf
 from api.tokens import AccessToken
 from api.verification import verify_job
 from eauth.errors import InvalidInput
@@ -158,4 +159,5 @@ async def verify_pdf_upload(
         raise InvalidInput("the uploaded file is empty", field="file")
     pool: WorkerPool = request.app.state.signing_pool
     report = await pool.run(verify_job, pdf)
+    record_pdf(request.app.state.platform, caller, report)
     return PdfReportView.model_validate(report, from_attributes=True)

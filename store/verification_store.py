@@ -1,0 +1,69 @@
+"""Records of verifications by relying parties (``store.models.Verification``): one row per API call,
+for the statistics per agency and the trace of who checked what."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+
+from store.models import Verification
+
+_VERIFICATIONS = Verification.__table__
+_INSERT = insert(_VERIFICATIONS)
+KINDS = ("pdf", "qr", "certificate")
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationRecord:
+    id: int
+    at: datetime
+    client_id: str
+    agency_id: int
+    kind: str
+    subject: str | None
+    file_sha256: str | None
+    result: str
+
+
+def record_verification(connection: Connection | Session, *, client_id: str, agency_id: int, kind: str,
+                        subject: str | None, result: str, file_sha256: str | None = None,
+                        at: datetime | None = None) -> None:
+    """Add the record of one verification (in the caller's transaction)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
+    connection.execute(_INSERT, {
+        "at": at or datetime.now(timezone.utc), "client_id": client_id, "agency_id": agency_id, "kind": kind,
+        "subject": subject[:200] if subject else subject, "file_sha256": file_sha256, "result": result[:64],
+    })
+
+
+def verification_counts(connection: Connection | Session, *, agency_id: int | None = None,
+                        since: datetime | None = None, until: datetime | None = None) -> dict[tuple[str, str], int]:
+    """How many verifications, by (kind, result): of one agency's clients or all, in [since, until)."""
+    query = select(_VERIFICATIONS.c.kind, _VERIFICATIONS.c.result, func.count()).group_by(
+        _VERIFICATIONS.c.kind, _VERIFICATIONS.c.result)
+    if agency_id is not None:
+        query = query.where(_VERIFICATIONS.c.agency_id == agency_id)
+    if since is not None:
+        query = query.where(_VERIFICATIONS.c.at >= since)
+    if until is not None:
+        query = query.where(_VERIFICATIONS.c.at < until)
+    return {(kind, result): count for kind, result, count in connection.execute(query)}
+
+
+def verifications(connection: Connection | Session, *, agency_id: int | None = None, kind: str | None = None,
+                  subject: str | None = None, limit: int = 100) -> list[VerificationRecord]:
+    """The latest verifications (newest first), filtered: the trace of who checked what."""
+    query = select(_VERIFICATIONS).order_by(_VERIFICATIONS.c.id.desc()).limit(limit)
+    if agency_id is not None:
+        query = query.where(_VERIFICATIONS.c.agency_id == agency_id)
+    if kind is not None:
+        query = query.where(_VERIFICATIONS.c.kind == kind)
+    if subject is not None:
+        query = query.where(_VERIFICATIONS.c.subject == subject)
+    return [VerificationRecord(**{f: getattr(row, f) for f in VerificationRecord.__slots__})
+            for row in connection.execute(query)]
