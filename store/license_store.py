@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
@@ -45,6 +45,15 @@ _AGENCIES = Agency.__table__
 _UPSERT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 _LICENSE_COLUMNS = [c.name for c in _LICENSES.columns]
 _VERSION_COLUMNS = [c.name for c in _VERSIONS.columns]
+
+
+_REGISTRY_ENTRY = (
+    select(*(c.label(f"l_{c.name}") for c in _LICENSES.columns), *(c.label(f"v_{c.name}") for c in _VERSIONS.columns),
+           _AGENCIES.c.name.label("agency_name"))
+    .join_from(_VERSIONS, _LICENSES, _VERSIONS.c.license_id == _LICENSES.c.id)
+    .join(_AGENCIES, _AGENCIES.c.id == _LICENSES.c.agency_id)
+    .where(_VERSIONS.c.identifier == bindparam("identifier"))
+)
 
 
 def _license(row: Row) -> LicenseRecord:
@@ -140,10 +149,19 @@ class SqlLicenseStore:
         return _license(row) if row is not None else None
 
     def license_by_identifier(self, identifier: str) -> tuple[LicenseRecord, VersionRecord] | None:
-        version = self.session.execute(select(_VERSIONS).where(_VERSIONS.c.identifier == identifier)).first()
-        if version is None:
+        found = self.registry_entry(identifier)
+        return found[:2] if found is not None else None
+
+    def registry_entry(self, identifier: str) -> tuple[LicenseRecord, VersionRecord, str] | None:
+        """The license, the version an identifier names and the issuing agency's name, in one query
+        (what a QR verification needs)."""
+        row = self.session.execute(_REGISTRY_ENTRY, {"identifier": identifier}).first()
+        if row is None:
             return None
-        return self.license(version.license_id), _version(version)
+        values = row._mapping
+        license = LicenseRecord(**{name: values[f"l_{name}"] for name in _LICENSE_COLUMNS})
+        version = VersionRecord(**{name: values[f"v_{name}"] for name in _VERSION_COLUMNS})
+        return license, version, values["agency_name"]
 
     def version(self, license_id: str, version: int) -> VersionRecord | None:
         row = self.session.execute(

@@ -10,7 +10,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
-from sqlalchemy import select
 
 from api.deps import platform, scoped
 from api.licenses import license_service, qr_public_keys
@@ -18,13 +17,11 @@ from api.platform import Platform
 from api.recording import record_qr
 from api.tokens import AccessToken
 from store.license_store import SqlLicenseStore
-from store.models import Agency
 from verify.qr import STATUS_TEXT, QrReport, RegistryEntry, verify_qr
 
 router = APIRouter(tags=["verification"])
 
 Token = Annotated[str, Path(max_length=2048, description="The compact JWS from the license's QR code.")]
-_AGENCIES = Agency.__table__
 
 
 class QrLicenseView(BaseModel):
@@ -55,12 +52,11 @@ def _lookup(p: Platform):
     def lookup(identifier: str) -> RegistryEntry | None:
         with p.db.transaction() as connection:
             store = SqlLicenseStore(connection)
-            found = store.license_by_identifier(identifier)
+            found = store.registry_entry(identifier)
             if found is None:
                 return None
-            license, version = found
-            license_type = service.license_type(store, license.type_code, agency_id=None)
-            issuer = connection.execute(select(_AGENCIES.c.name).where(_AGENCIES.c.id == license.agency_id)).scalar()
+            license, version, issuer = found
+            license_type = service.license_type(store, license.type_code, agency_id=None)  # kept per process
         return RegistryEntry(license=license, version=version, type_name=license_type.name_zh, issuer_name=issuer)
 
     return lookup
