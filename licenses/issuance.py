@@ -163,9 +163,9 @@ class LicenseService:
             store.add_license_type(record, name_zh=license_type.name_zh, name_en=license_type.name_en)
         return record
 
-    def license_type(self, store: LicenseStore, code: str, *, agency_id: int | None) -> LicenseType:
+    def license_type(self, store: LicenseStore | None, code: str, *, agency_id: int | None) -> LicenseType:
         """The type ``code``; NotFound if unknown, Forbidden if ``agency_id`` (None: the operator) does
-        not own it."""
+        not own it. ``store`` is read only for a type this process has not seen yet."""
         known = self._types.get(code)
         if known is None:
             record = store.license_type(code)
@@ -197,9 +197,13 @@ class LicenseService:
         if request_key is not None and not 1 <= len(request_key) <= MAX_REQUEST_KEY:
             raise InvalidInput(f"request key must be 1 to {MAX_REQUEST_KEY} characters", field="request_key")
         request_hash = _request_hash(type_code, fields)
-        with self.transaction() as store:
-            license_type = self.license_type(store, type_code, agency_id=issuer.agency_id)
-            earlier = self._earlier(store, issuer.agency_id, request_key, request_hash) if request_key else None
+        earlier = None
+        if request_key is None and type_code in self._types:  # nothing to read: no transaction at all
+            license_type = self.license_type(None, type_code, agency_id=issuer.agency_id)
+        else:
+            with self.transaction() as store:
+                license_type = self.license_type(store, type_code, agency_id=issuer.agency_id)
+                earlier = self._earlier(store, issuer.agency_id, request_key, request_hash) if request_key else None
         if earlier is not None:
             return earlier
         if issuer.credit_code is None:

@@ -119,7 +119,8 @@ class LicenseStore(Protocol):
 
     def add_license(self, license: LicenseRecord, version: VersionRecord, event: EventRecord,
                     request: RequestKey | None) -> None:
-        """Insert a new license with its first version; AlreadyExists if ``request`` was taken meanwhile."""
+        """Insert a new license with its first version; AlreadyExists if ``request`` was taken meanwhile
+        (the transaction is then unusable: roll it back)."""
         ...
 
     def add_version(self, license: LicenseRecord, version: VersionRecord, event: EventRecord) -> None:

@@ -117,15 +117,15 @@ class SqlLicenseStore:
 
     def add_license(self, license: LicenseRecord, version: VersionRecord, event: EventRecord,
                     request: RequestKey | None) -> None:
+        # No savepoint: a clash fails the whole transaction, which the caller then rolls back.
         try:
-            with self._savepoint():
-                self.session.execute(insert(_LICENSES).values(**asdict(license)))
-                self.session.execute(insert(_VERSIONS).values(**asdict(version)))
-                self.session.execute(insert(_EVENTS).values(**asdict(event)))
-                if request is not None:
-                    self.session.execute(insert(_REQUESTS).values(
-                        agency_id=request.agency_id, request_key=request.key,
-                        request_sha256=request.request_sha256, license_id=license.id, created_at=event.at))
+            self.session.execute(insert(_LICENSES).values(**asdict(license)))
+            self.session.execute(insert(_VERSIONS).values(**asdict(version)))
+            self.session.execute(insert(_EVENTS).values(**asdict(event)))
+            if request is not None:
+                self.session.execute(insert(_REQUESTS).values(
+                    agency_id=request.agency_id, request_key=request.key,
+                    request_sha256=request.request_sha256, license_id=license.id, created_at=event.at))
         except IntegrityError:
             raise AlreadyExists(f"license {license.identifier} or its request key exists already") from None
 
