@@ -373,6 +373,10 @@ def _normalise(spec: FieldSpec, value: object) -> str:
 def _text(value: object) -> str:
     if not isinstance(value, str):
         raise _Refused(f"must be a string, not {type(value).__name__}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (JSON "\ud800"): no character at all
+        raise _Refused("is not valid Unicode text (it holds a lone surrogate)") from None
     return value.strip()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 
 import pytest
 from pyhanko.pdf_utils.reader import PdfFileReader
@@ -139,3 +140,11 @@ def test_seal_image_is_stored_and_checked(api, licensing):
 def test_qr_keys_are_published(api):
     keys = api.get("/.well-known/qr-keys.json").json()["keys"]
     assert len(keys) == 1 and keys[0]["alg"] == "ES256" and keys[0]["crv"] == "P-256" and len(keys[0]["kid"]) == 8
+
+
+def test_a_lone_surrogate_in_json_is_a_problem_not_a_500(api, licensing):
+    body = json.dumps({"type_code": licensing.driving.code, "fields": driver()}).replace(
+        json.dumps("张三"), '"\\ud800"')
+    response = api.post("/api/v1/licenses", content=body,
+                        headers=licensing.headers | {"Content-Type": "application/json"})
+    assert assert_problem(response, 400, "invalid_license_data")["field"] == "name"

@@ -283,3 +283,14 @@ def test_license_digest_is_sha256_of_canonical_json():
     assert license_digest(identifier="1.2.156.3005.2.X", type_code=DRIVING_LICENCE_CODE, fields=reordered) == digest
     changed = fields | {"name": "李五"}
     assert license_digest(identifier="1.2.156.3005.2.X", type_code=DRIVING_LICENCE_CODE, fields=changed) != digest
+
+
+def test_a_lone_surrogate_is_refused_naming_the_field():
+    from licenses.catalog import demo_types
+
+    driving = demo_types("demo-amr")[1]
+    fields = {"name": "\ud800", "sex": "男", "nationality": "中国", "birth_date": "1949-12-31",
+              "citizen_id": "11010519491231002X", "vehicle_class": "C1", "first_issued_on": "2010-05-01"}
+    with pytest.raises(InvalidLicenseData) as raised:
+        validate_fields(driving, fields)
+    assert raised.value.extra["field"] == "name" and "Unicode" in str(raised.value)
