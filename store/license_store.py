@@ -47,6 +47,8 @@ _LICENSE_COLUMNS = [c.name for c in _LICENSES.columns]
 _VERSION_COLUMNS = [c.name for c in _VERSIONS.columns]
 
 
+_INSERT_LICENSE, _INSERT_VERSION, _INSERT_EVENT, _INSERT_REQUEST = (
+    insert(table) for table in (_LICENSES, _VERSIONS, _EVENTS, _REQUESTS))
 _REGISTRY_ENTRY = (
     select(*(c.label(f"l_{c.name}") for c in _LICENSES.columns), *(c.label(f"v_{c.name}") for c in _VERSIONS.columns),
            _AGENCIES.c.name.label("agency_name"))
@@ -117,15 +119,17 @@ class SqlLicenseStore:
 
     def add_license(self, license: LicenseRecord, version: VersionRecord, event: EventRecord,
                     request: RequestKey | None) -> None:
-        # No savepoint: a clash fails the whole transaction, which the caller then rolls back.
+        # The parameters are made before the first statement: on SQLite that takes the one write lock,
+        # which every issuing process queues for until this transaction commits. No savepoint: a clash
+        # fails the whole transaction, which the caller then rolls back.
+        rows = [(_INSERT_LICENSE, asdict(license)), (_INSERT_VERSION, asdict(version)), (_INSERT_EVENT, asdict(event))]
+        if request is not None:
+            rows.append((_INSERT_REQUEST, {"agency_id": request.agency_id, "request_key": request.key,
+                                           "request_sha256": request.request_sha256, "license_id": license.id,
+                                           "created_at": event.at}))
         try:
-            self.session.execute(insert(_LICENSES).values(**asdict(license)))
-            self.session.execute(insert(_VERSIONS).values(**asdict(version)))
-            self.session.execute(insert(_EVENTS).values(**asdict(event)))
-            if request is not None:
-                self.session.execute(insert(_REQUESTS).values(
-                    agency_id=request.agency_id, request_key=request.key,
-                    request_sha256=request.request_sha256, license_id=license.id, created_at=event.at))
+            for statement, parameters in rows:
+                self.session.execute(statement, parameters)
         except IntegrityError:
             raise AlreadyExists(f"license {license.identifier} or its request key exists already") from None
 
