@@ -30,15 +30,11 @@ from api.bulk import BulkImport
 from api.licenses import issuer_of, license_service
 from api.platform import Platform, initialize_platform
 from api.pool import executor, worker_platform
+from bench.setup import licensing_agency
 from ca.identifiers import validate_citizen_id
-from ca.profiles import SubjectKind
-from ca.subjects import SubjectIdentity
 from eauth.errors import InvalidIdentifier
 from eauth.settings import Settings
-from licenses.catalog import demo_types
 from licenses.issuance import Actor
-from store.agencies import add_agency
-from store.ca_store import SqlCaStore
 
 CREDIT_CODE = "114403000000019001"  # the demo agency's code (shared/testdata)
 DEFAULT_ROWS = 600
@@ -163,14 +159,10 @@ def run(*, seconds: float, rows: int | None = None) -> list[dict]:
     initialize_platform(settings)
     platform = Platform.open(settings)
     try:
-        with platform.db.session() as session:
-            agency = add_agency(session, code="bench", name="某市公安局交通警察支队", credit_code=CREDIT_CODE)
-            platform.ca.issue(SqlCaStore(session), profile_name="agency-seal", requested_by=agency.id,
-                              subject=SubjectIdentity(SubjectKind.AGENCY, agency.name, CREDIT_CODE))
-        driving = demo_types("bench")[1]
+        agency, _, driving = licensing_agency(platform, code="bench", name="某市公安局交通警察支队",
+                                              credit_code=CREDIT_CODE)
         baseline_type = replace(driving, code=CREDIT_CODE + "951")
-        for license_type in (driving, baseline_type):
-            license_service(platform).define_type(license_type, agency_id=agency.id)
+        license_service(platform).define_type(baseline_type, agency_id=agency.id)
         one = _one_process_rate(platform, agency, baseline_type.code, min(seconds, 10.0))
         parallel = _pool_rate(settings, agency, baseline_type.code, min(seconds, 10.0), workers)
         path = data_dir / "stock.csv"

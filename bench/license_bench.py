@@ -32,15 +32,13 @@ from api.platform import Platform, initialize_platform
 from api.pool import executor, worker_platform
 from bench.ca_bench import rate
 from bench.render_bench import naive_render
-from ca.profiles import SubjectKind
-from ca.subjects import SubjectIdentity
+from bench.setup import licensing_agency
 from eauth.settings import Settings
 from licenses.catalog import demo_types
 from licenses.issuance import Actor
 from licenses.render import LicenseDocument
 from signing.tsa import TimeStampResp
-from store.agencies import add_agency, agency_by_code
-from store.ca_store import SqlCaStore
+from store.agencies import agency_by_code
 from tests.helpers import citizen_id
 
 AGENCY = ("bench-amr", "某市市场监督管理局", "11330105002500287C")
@@ -92,12 +90,7 @@ def run(*, seconds: float) -> list[dict]:
     platform = Platform.open(settings)
     try:
         code, name, credit = AGENCY
-        with platform.db.session() as session:
-            agency = add_agency(session, code=code, name=name, credit_code=credit)
-            seal = platform.ca.issue(SqlCaStore(session), profile_name="agency-seal", requested_by=agency.id,
-                                     subject=SubjectIdentity(SubjectKind.AGENCY, name, credit)).record
-        driving = demo_types(code)[1]
-        license_service(platform).define_type(driving, agency_id=agency.id)
+        agency, seal, driving = licensing_agency(platform, code=code, name=name, credit_code=credit)
 
         # The naive pipeline: render, then pyHanko as its documentation shows it.
         key = platform.keys.signer(seal.key_label).private_key

@@ -27,12 +27,9 @@ from api.platform import Platform, initialize_platform
 from api.pool import executor, worker_platform
 from api.verification import verification
 from bench.ca_bench import rate
-from ca.profiles import SubjectKind
-from ca.subjects import SubjectIdentity
+from bench.setup import licensing_agency
 from eauth.settings import Settings
-from licenses.catalog import demo_types
 from licenses.issuance import Actor
-from store.agencies import add_agency
 from store.ca_store import SqlCaStore
 from verify import pdf as verify_module
 
@@ -80,14 +77,10 @@ def run(*, seconds: float) -> list[dict]:
     platform = Platform.open(settings)
     try:
         code, name, credit = AGENCY
+        agency, _, driving = licensing_agency(platform, code=code, name=name, credit_code=credit)
         with platform.db.session() as session:
-            agency = add_agency(session, code=code, name=name, credit_code=credit)
-            platform.ca.issue(SqlCaStore(session), profile_name="agency-seal", requested_by=agency.id,
-                              subject=SubjectIdentity(SubjectKind.AGENCY, name, credit))
             root = SqlCaStore(session).authority("root").certificate
-        driving = demo_types(code)[1]
         service = license_service(platform)
-        service.define_type(driving, agency_id=agency.id)
         issued = service.issue(issuer_of(agency), type_code=driving.code, fields=FIELDS, actor=Actor(agency.id, "b"))
         pdf = service.pdf(issued.version)
         assert verification(platform).verify(pdf).passed

@@ -40,13 +40,11 @@ def _prepare(data_dir: Path, env: dict[str, str]) -> tuple[str, str, str]:
     """A platform with one issued license and a verifying client: (QR token, client id, secret)."""
     from api.licenses import issuer_of, license_service
     from api.platform import Platform, initialize_platform
-    from ca.profiles import SubjectKind
-    from ca.subjects import SubjectIdentity
     from eauth.settings import Settings
-    from licenses.catalog import demo_types
     from licenses.issuance import Actor
-    from store.agencies import add_agency, add_client
-    from store.ca_store import SqlCaStore
+    from store.agencies import add_client
+
+    from bench.setup import licensing_agency
 
     settings = Settings(_env_file=None, data_dir=data_dir, key_passphrase=PASSPHRASE,
                         database_url=env.get("EAUTH_DATABASE_URL"))
@@ -54,14 +52,10 @@ def _prepare(data_dir: Path, env: dict[str, str]) -> tuple[str, str, str]:
     platform = Platform.open(settings)
     try:
         code, name, credit = AGENCY
+        agency, _, driving = licensing_agency(platform, code=code, name=name, credit_code=credit)
         with platform.db.session() as session:
-            agency = add_agency(session, code=code, name=name, credit_code=credit)
-            platform.ca.issue(SqlCaStore(session), profile_name="agency-seal", requested_by=agency.id,
-                              subject=SubjectIdentity(SubjectKind.AGENCY, name, credit))
             client, secret = add_client(session, agency_code=code, name="bench verifier", scopes={"verify"})
-        driving = demo_types(code)[1]
         service = license_service(platform)
-        service.define_type(driving, agency_id=agency.id)
         issued = service.issue(issuer_of(agency), type_code=driving.code, actor=Actor(agency.id, "bench"), fields={
             "name": "张三", "sex": "男", "nationality": "中国", "birth_date": "1990-01-02",
             "citizen_id": "11010519491231002X", "vehicle_class": "C1", "first_issued_on": "2012-03-04"})
