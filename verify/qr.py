@@ -108,8 +108,6 @@ def verify_qr(token: str, *, keys: Mapping[str, EllipticCurvePublicKey],
         return QrReport(status="altered", signature_valid=True, license=license,
                         detail="the token's data digest or dates are not those the registry holds")
     status = effective_status(entry.license, today, version=entry.version)
-    if status == "valid" and entry.version.valid_until is not None and entry.version.valid_until < today:
-        status = "expired"
     detail = {"valid": "genuine, and valid now", "superseded": f"superseded by {license.current_identifier}"}.get(
         status, f"genuine, but the license is {status}" + (f": {entry.license.status_reason}"
                                                            if entry.license.status_reason else ""))
