@@ -75,19 +75,20 @@ class Database:
         return config
 
     def migrate(self) -> bool:
-        """Bring the schema to the latest revision; True if anything was applied."""
-        before = self.revision()
-        command.upgrade(self._alembic_config(), "head")
-        return self.revision() != before
+        """Bring the schema to the latest revisions (every branch head); True if anything was applied."""
+        before = self.revisions()
+        command.upgrade(self._alembic_config(), "heads")
+        return self.revisions() != before
 
-    def revision(self) -> str | None:
+    def revisions(self) -> frozenset[str]:
+        """The applied revision of each migration branch (empty for a database never migrated)."""
         with self.engine.connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision()
+            return frozenset(MigrationContext.configure(connection).get_current_heads())
 
     def require_current(self) -> None:
-        """NotInitialized unless the schema is at the latest revision."""
-        head = ScriptDirectory.from_config(self._alembic_config()).get_current_head()
-        if self.revision() != head:
+        """NotInitialized unless the schema is at the latest revision of every branch."""
+        heads = frozenset(ScriptDirectory.from_config(self._alembic_config()).get_heads())
+        if self.revisions() != heads:
             raise NotInitialized("database schema missing or out of date (run `eauth init`)")
 
     def dispose(self) -> None:
