@@ -69,9 +69,10 @@ def default_workers() -> int:
 class _JobRecorder:
     """Writes a job's progress: counters at most every PROGRESS_INTERVAL, rejections batched."""
 
-    def __init__(self, platform: Platform, job_id: str) -> None:
+    def __init__(self, platform: Platform, job_id: str, actor: Actor) -> None:
         self.platform = platform
         self.job_id = job_id
+        self.actor = actor
         self.summary = ImportSummary()
         self.rejections: list[tuple[int, str]] = []
         self.written_at = time.monotonic()
@@ -93,7 +94,7 @@ class _JobRecorder:
 
     def finish(self, status: str, error: str | None = None) -> None:
         with self.platform.db.transaction() as connection:
-            import_store.finish_job(connection, self.job_id, status=status, error=error)
+            import_store.finish_job(connection, self.job_id, status=status, actor=self.actor.name, error=error)
 
 
 def error_text(exc: BaseException) -> str:
@@ -130,7 +131,7 @@ class BulkImport:
             self.job_id = uuid.uuid4().hex
             with platform.db.transaction() as connection:
                 import_store.add_job(connection, job_id=self.job_id, agency_id=agency.id,
-                                     type_code=self.license_type.code, source=self.source)
+                                     type_code=self.license_type.code, source=self.source, actor=actor.name)
         except BaseException:
             self.stream.close()
             raise
@@ -156,7 +157,7 @@ class BulkImport:
         """Issue every row on a pool of ``workers`` processes (default one per CPU); the job ends
         ``done``, or ``failed`` if stopped early (``should_stop``) or on an error (raised)."""
         workers = workers or default_workers()
-        recorder = _JobRecorder(self.platform, self.job_id)
+        recorder = _JobRecorder(self.platform, self.job_id, self.actor)
 
         def progress(outcomes: Sequence[RowOutcome], summary: ImportSummary) -> None:
             recorder(outcomes, summary)

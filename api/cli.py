@@ -16,7 +16,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from api.cli_audit import audit_app
+from api.cli_backup import backup_command, restore_command
 from api.cli_licenses import license_app, seal_image_command
+from api.cli_login import login_command, login_keys_app
 from api.cli_verify import trust_app, verify_command
 from api.platform import Platform, initialize_platform
 from ca.lifecycle import RevocationReason
@@ -40,6 +43,11 @@ app.add_typer(license_app, name="license")
 agency_app.command("seal-image")(seal_image_command)
 app.add_typer(trust_app, name="trust")
 app.command("verify")(verify_command)
+app.add_typer(audit_app, name="audit")
+app.command("backup")(backup_command)
+app.command("restore")(restore_command)
+app.command("login")(login_command)
+app.add_typer(login_keys_app, name="login-keys")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -337,7 +345,7 @@ def sign(
 ) -> None:
     """Seal a PDF document with an agency's seal, at a PAdES level (timestamp from the platform's TSA,
     revocation data from its own CA)."""
-    from api.documents import sealer
+    from api.documents import record_signing, sealer
     from api.routes.documents import parse_box
     from signing.pades import CERTIFY, LEVELS, sign_pdf
 
@@ -363,6 +371,7 @@ def sign(
             f.write(signed)
     except FileExistsError:
         raise InvalidInput(f"{target} already exists; not overwriting it") from None
+    record_signing(p, actor="operator", seal=seal, pdf=file.read_bytes(), signed=signed, level=level)
     out.print(f"sealed with {escape(spec.name)} ({level}{', certified ' + certify if certify else ''}): "
               f"{escape(str(target))}", highlight=False)
 

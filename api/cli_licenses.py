@@ -212,7 +212,7 @@ def seal_image_command(
     p = _platform()
     with p.db.session() as session:
         record = agency_by_code(session, agency)
-    key = set_seal_image(p, record.id, data)
+    key = set_seal_image(p, record.id, data, actor="operator")
     out.print(f"seal image of {agency} set ({len(data):,} bytes, sha256 {key[:16]}…)")
 
 

@@ -33,3 +33,13 @@ def scoped(scope: str) -> Callable[..., AccessToken]:
         return token
 
     return dependency
+
+
+async def authenticated(
+    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+    p: Platform = Depends(platform),
+) -> AccessToken:
+    """The bearer token, whatever its scopes (for an endpoint that decides by scope itself)."""
+    if credentials is None:
+        raise InvalidToken("missing bearer access token")
+    return p.tokens.verify(credentials.credentials)

@@ -5,6 +5,7 @@ route (``api/routes/documents.py``, through ``sign_job`` in a worker process of 
 
 from __future__ import annotations
 
+import hashlib
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -21,6 +22,7 @@ from ca.records import CertificateRecord
 from eauth.errors import NoSealKey
 from signing.pades import Appearance, RevocationData, SealSpec, sign_pdf
 from signing.timestamper import InProcessTimeStamper
+from store import audit
 from store.ca_store import SqlCaStore
 from store.crl_store import crl_transactions
 from store.ocsp_store import SqlOcspStore
@@ -133,3 +135,11 @@ def sign_job(pdf: bytes, serial: str, agency_id: int | None, level: str, certify
 
     spec = sealer(worker_platform()).seal(serial, agency_id=agency_id, long_term=level in ("B-LT", "B-LTA"))
     return sign_pdf(pdf, seal=spec, level=level, certify=certify, appearance=appearance)
+
+
+def record_signing(platform: Platform, *, actor: str, seal: str, pdf: bytes, signed: bytes, level: str) -> None:
+    """The audit entry of a document sealed (the seal, the level and the digests in and out)."""
+    with platform.db.transaction() as connection:
+        audit.record(connection, actor=actor, action="document.sign", subject=seal.lower(),
+                     details={"level": level, "input_sha256": hashlib.sha256(pdf).hexdigest(),
+                              "output_sha256": hashlib.sha256(signed).hexdigest()})

@@ -11,6 +11,9 @@ from api.limits import BodySizeLimit
 from api.platform import Platform
 from api.routes import certificates, crl, documents, imports, licenses, ocsp, oauth, public, tsa, verify, verify_pdf
 from api.routes import trust, verify_certificate
+from api.routes import login, me, presentations
+from api.routes import audit
+from api.routes import grants
 from eauth.settings import Settings
 
 
@@ -37,8 +40,9 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     )
     app.state.platform = opened
     problems.install(app)
-    for module in (ocsp, oauth, certificates, public, tsa, crl, documents, licenses, imports, verify, verify_pdf,
-                   trust, verify_certificate):
+    # The hot paths first: Starlette tries the routes in order (OCSP, then QR verification).
+    for module in (ocsp, verify, oauth, certificates, public, tsa, crl, documents, licenses, imports, verify_pdf,
+                   trust, verify_certificate, login, me, presentations, audit, grants):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes,
                        per_path={documents.SIGN_PATH: settings.max_document_bytes,

@@ -59,12 +59,12 @@ def stored_seal_image(platform: Platform, agency_id: int) -> bytes | None:
     return image
 
 
-def set_seal_image(platform: Platform, agency_id: int, image: bytes) -> str:
+def set_seal_image(platform: Platform, agency_id: int, image: bytes, *, actor: str) -> str:
     """Store ``image`` as the agency's seal image (this process uses it at once, others within
     ``SEAL_IMAGE_REUSE``); returns its key (SHA-256)."""
     key = blob_store(platform).put(image)
     with platform.db.transaction() as connection:
-        SqlLicenseStore(connection).set_seal_image_key(agency_id, key)
+        SqlLicenseStore(connection).set_seal_image_key(agency_id, key, actor=actor)
     _seal_images.pop((id(platform), agency_id), None)
     return key
 

@@ -16,6 +16,7 @@ from eauth.settings import Settings
 from keys.base import KeyAlgorithm, KeyStore
 from keys.filestore import FileKeyStore
 from signing.tsa import TimeStampAuthority, TsaConfig
+from store.audit import CHECKPOINT_KEY_LABEL
 from store.ca_store import SqlCaStore
 from store.db import Database
 
@@ -101,6 +102,12 @@ class Platform:
         return self._tsa
 
     def close(self) -> None:
+        """Close what was kept (some keep driver connections of their own), then the engine."""
+        with self._kept_lock:
+            kept, self._kept = list(self._kept.values()), {}
+        for value in kept:
+            if callable(getattr(value, "close", None)):
+                value.close()
         self.db.dispose()
 
 
@@ -120,12 +127,18 @@ def initialize_platform(settings: Settings) -> tuple[InitResult, bool]:
                 organization=settings.platform_name,
                 algorithm=KeyAlgorithm.parse(settings.key_algorithm),
             )
-        for label in (TOKEN_KEY_LABEL, QR_KEY_LABEL):  # ES256 keys: access tokens, license QR tokens
+        # ES256 keys: access tokens, license QR tokens, audit checkpoints
+        for label in (TOKEN_KEY_LABEL, QR_KEY_LABEL, CHECKPOINT_KEY_LABEL):
             if not keys.has_key(label):
                 keys.generate(label, KeyAlgorithm.EC_P256)
                 result = InitResult(result.created + (label,), result.existing)
             else:
                 result = InitResult(result.created, result.existing + (label,))
+        from api.login import ensure_login_key  # api.login imports this module
+
+        made = ensure_login_key(keys, db, ttl_seconds=settings.login_token_ttl_seconds)
+        result = InitResult(result.created + (made,), result.existing) if made else \
+            InitResult(result.created, result.existing + ("login-token keys",))
     finally:
         db.dispose()
     return result, migrated

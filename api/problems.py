@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from eauth.errors import EauthError, ErrorKind
+from eauth.errors import EauthError, ErrorKind, InvalidToken
 
 log = logging.getLogger("eauth.api")
 
@@ -29,12 +29,13 @@ STATUS = {
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large", 415: "unsupported_media_type"}
 
 
-def problem(status: int, code: str, title: str, detail: str, **extra) -> JSONResponse:
+def problem(status: int, code: str, title: str, detail: str, *, bearer: bool = False, **extra) -> JSONResponse:
+    """The problem response; ``bearer`` marks a 401 for a bad bearer token (an access or a login token)."""
     body = {"type": PROBLEM_TYPE_BASE + code, "title": title, "status": status, "detail": detail, "code": code}
     body.update({k: v for k, v in extra.items() if v is not None})
     headers = {}
     if status == 401:
-        headers["WWW-Authenticate"] = 'Bearer error="invalid_token"' if code == "invalid_token" else "Basic"
+        headers["WWW-Authenticate"] = 'Bearer error="invalid_token"' if bearer else "Basic"
     if code == "insufficient_scope":
         headers["WWW-Authenticate"] = 'Bearer error="insufficient_scope"'
     if status == 503:
@@ -47,7 +48,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(EauthError)
     async def domain_error(request: Request, exc: EauthError) -> JSONResponse:
-        return problem(STATUS[exc.kind], exc.code, exc.title, exc.detail, instance=request.url.path, **exc.extra)
+        return problem(STATUS[exc.kind], exc.code, exc.title, exc.detail, bearer=isinstance(exc, InvalidToken),
+                       instance=request.url.path, **exc.extra)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -41,6 +41,7 @@ from signing.tsa import TimeStampResp
 from store.agencies import agency_by_code
 from tests.helpers import citizen_id
 
+ROUNDS = 3
 AGENCY = ("bench-amr", "某市市场监督管理局", "11330105002500287C")
 
 
@@ -115,10 +116,15 @@ def run(*, seconds: float) -> list[dict]:
                              signers.PdfSignatureMetadata(field_name="Seal", certify=True), signer=simple,
                              timestamper=timestamper)
 
-        base = rate(naive, seconds)
-        one = _pool_rate(settings, 1, seconds)
+        # Rounds alternate the pipelines, each figure the best of its rounds: on a shared machine a
+        # neighbour's burst otherwise decides a single run (the naive rate was seen at 0.4-9.4/s).
         workers = os.cpu_count() or 1
-        pooled = _pool_rate(settings, workers, seconds)
+        runs: dict[str, list[float]] = {"naive": [], "one": [], "pool": []}
+        for _ in range(ROUNDS):
+            runs["naive"].append(rate(naive, seconds))
+            runs["one"].append(_pool_rate(settings, 1, seconds))
+            runs["pool"].append(_pool_rate(settings, workers, seconds))
+        base, one, pooled = (max(runs[name]) for name in ("naive", "one", "pool"))
     finally:
         platform.close()
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -127,10 +133,16 @@ def run(*, seconds: float) -> list[dict]:
         {"name": f"licenses issued end to end, process pool of {workers}", "ours": pooled, "unit": "/s",
          "baseline": base, "baseline_name": naive_name, "target": "≥ 100 /s and ≥ 10× baseline",
          "met": pooled >= 100 and pooled >= 10 * base,
-         "note": "validate, render (CJK subset, vector QR, seal), certify B-LT, blob + record (SQLite)"},
+         "note": "validate, render (CJK subset, vector QR, seal), certify B-LT, blob + record + audit entry "
+                 f"(SQLite); best of {ROUNDS} alternating rounds: ours {_rates(runs['pool'])}, "
+                 f"baseline {_rates(runs['naive'])}"},
         {"name": "licenses issued end to end, one process", "ours": one, "unit": "/s", "baseline": base,
          "baseline_name": naive_name, "target": "—", "met": True},
     ]
+
+
+def _rates(rates: list[float]) -> str:
+    return "/".join(f"{r:,.1f}" for r in rates)
 
 
 if __name__ == "__main__":

@@ -124,7 +124,7 @@ class CertificateLifecycle:
         if invalidity_date is not None and not (record.not_before <= invalidity_date <= self.clock()):
             raise InvalidInput("invalidity date must lie between the certificate's notBefore and now")
         change = self._change(record, "revoked", reason.value, invalidity_date)
-        store.set_status(change)
+        store.set_status(change, actor=actor)
         return change
 
     def suspend(self, store: CaStore, serial: str, *, actor: Actor) -> StatusChange:
@@ -133,7 +133,7 @@ class CertificateLifecycle:
         if record.status != "valid":
             raise InvalidStatusTransition(f"certificate {record.serial} is {record.status}, not valid")
         change = self._change(record, "suspended", HOLD, None)
-        store.set_status(change)
+        store.set_status(change, actor=actor)
         return change
 
     def reinstate(self, store: CaStore, serial: str, *, actor: Actor) -> StatusChange:
@@ -142,5 +142,5 @@ class CertificateLifecycle:
         if record.status != "suspended":
             raise InvalidStatusTransition(f"certificate {record.serial} is {record.status}, not suspended")
         change = self._change(record, "valid", None, None)
-        store.set_status(change)
+        store.set_status(change, actor=actor)
         return change

@@ -110,6 +110,7 @@ class CaStore(Protocol):
         """The certificate, locked against concurrent status changes until the transaction ends."""
         ...
 
-    def set_status(self, change: StatusChange) -> None:
-        """Record a status change and drop every cached status answer (OCSP) for the certificate."""
+    def set_status(self, change: StatusChange, *, actor: Actor) -> None:
+        """Record a status change (and who made it, for the audit trail) and drop every cached status
+        answer (OCSP) for the certificate."""
         ...

@@ -201,3 +201,61 @@ InvalidCertificate = _error(
     "InvalidCertificate", "invalid_certificate", ErrorKind.INVALID,
     "Not an X.509 certificate (PEM or base64 DER)", InvalidInput,
 )  # extra: field ("certificate" or "chain[1]")
+
+# Certificate login (single sign-on) and presentations
+ChallengeInvalid = _error(
+    "ChallengeInvalid", "challenge_invalid", ErrorKind.UNAUTHENTICATED,
+    "Login challenge unknown, already used, expired or for another audience",
+)
+LoginSignatureInvalid = _error(
+    "LoginSignatureInvalid", "login_signature_invalid", ErrorKind.UNAUTHENTICATED,
+    "The challenge signature does not verify with the certificate's key",
+)
+LoginCertificateRefused = _error(
+    "LoginCertificateRefused", "login_certificate_refused", ErrorKind.UNAUTHENTICATED,
+    "The certificate may not be used to log in",
+)  # extra: reason (untrusted, revoked, suspended, expired, not_holder, usage, unknown)
+InvalidLoginToken = _error(
+    "InvalidLoginToken", "invalid_login_token", ErrorKind.UNAUTHENTICATED, "Login token invalid", InvalidToken,
+)  # extra: reason (malformed, unknown_key, bad_signature, wrong_audience, wrong_issuer, expired)
+LoginTokenExpired = _error(
+    "LoginTokenExpired", "login_token_expired", ErrorKind.UNAUTHENTICATED, "Login token expired", InvalidLoginToken,
+)
+InvalidPresentation = _error(
+    "InvalidPresentation", "invalid_presentation", ErrorKind.INVALID, "License presentation token not valid",
+    InvalidInput,
+)  # extra: reason (malformed, unknown_key, bad_signature, expired)
+PresentationExpired = _error(
+    "PresentationExpired", "presentation_expired", ErrorKind.INVALID, "License presentation expired",
+    InvalidPresentation,
+)
+LoginFailed = _error(
+    "LoginFailed", "login_failed", ErrorKind.UNAUTHENTICATED, "The platform refused the login",
+)  # extra: server_code (the platform's problem code, e.g. login_certificate_refused), status
+ServiceUnreachable = _error(
+    "ServiceUnreachable", "service_unreachable", ErrorKind.UNAVAILABLE, "The platform could not be reached",
+)
+
+# Authorized use (授权用证): grants of a license to an agency
+GrantNotFound = _error(
+    "GrantNotFound", "grant_not_found", ErrorKind.NOT_FOUND, "No such grant for you", NotFound,
+)  # also for another agency's or another holder's grant: its existence is not disclosed
+GrantNotLive = _error(
+    "GrantNotLive", "grant_not_live", ErrorKind.FORBIDDEN, "The grant is no longer live",
+)  # extra: reason (withdrawn, expired)
+GrantPurposeMismatch = _error(
+    "GrantPurposeMismatch", "grant_purpose_mismatch", ErrorKind.FORBIDDEN,
+    "The stated purpose is not the purpose the holder granted",
+)
+
+# Backup and restore (容灾备份)
+BackupFailed = _error(
+    "BackupFailed", "backup_failed", ErrorKind.UNAVAILABLE, "The backup could not be made",
+)  # the target is not writable, or a document the database refers to is missing or corrupt
+BackupInvalid = _error(
+    "BackupInvalid", "backup_invalid", ErrorKind.INVALID, "Not a complete, intact eauth backup", InvalidInput,
+)  # truncated, altered (a member's SHA-256 differs from the manifest), or of an unknown format or schema
+RestoreTargetNotEmpty = _error(
+    "RestoreTargetNotEmpty", "restore_target_not_empty", ErrorKind.CONFLICT,
+    "A restore needs an empty data dir and an empty database",
+)

@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     )
     platform_name: str = Field("eauth demo platform", description="Organization name in the CA certificates.")
     access_token_ttl_seconds: int = Field(300, ge=30, le=3600, description="Lifetime of agency access tokens.")
+    login_token_ttl_seconds: int = Field(
+        600, ge=30, le=3600, description="Lifetime of holder login tokens (certificate login, single sign-on)."
+    )
+    login_challenge_ttl_seconds: int = Field(
+        120, ge=10, le=600, description="How long a login challenge (nonce) may be answered."
+    )
     max_request_bytes: int = Field(1 << 20, description="Largest request body accepted by the JSON/CSR endpoints.")
     max_document_bytes: int = Field(
         20 << 20, ge=1024, description="Largest request body of POST /api/v1/documents/sign (the PDF, the seal "
@@ -55,6 +61,10 @@ class Settings(BaseSettings):
     )
     crl_refresh_interval_seconds: int = Field(
         300, ge=0, description="How often each API process checks for CRLs due for refresh; 0: never (use cron)."
+    )
+    audit_checkpoint_interval_seconds: int = Field(
+        600, ge=0, description="How often each API process signs a checkpoint of the audit chain; 0: never "
+        "(use `eauth audit checkpoint` from cron)."
     )
     tsa_policy_oid: str = Field(
         TSA_POLICY_V1, pattern=r"^[0-2](\.(0|[1-9][0-9]*))+$",

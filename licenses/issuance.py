@@ -178,6 +178,11 @@ class LicenseService:
             raise Forbidden(f"license type {code} belongs to another agency")
         return license_type
 
+    def known_type(self, code: str) -> LicenseType | None:
+        """The type ``code`` if this process has read it already (no store needed), else None."""
+        known = self._types.get(code)
+        return known[1] if known is not None else None
+
     def _next_serial(self, type_code: str, issuer_code: str) -> int:
         """A serial number never given out before, from this process's reserved block."""
         with self._lock:

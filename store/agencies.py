@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from eauth.errors import AlreadyExists, InvalidClient, InvalidInput, NotFound
+from store import audit
 from store.models import Agency, ApiClient
 
 #: Every scope a client can be granted, with what it allows.
@@ -21,11 +22,14 @@ SCOPES = {
     "certificates:read": "fetch certificates and list them by subject",
     "certificates:revoke": "suspend, reinstate and revoke certificates the agency registered",
     "documents:sign": "seal the agency's own PDF documents with its agency-seal certificate",
+    "licenses:granted": "fetch licenses their holders granted the agency access to (授权用证), stating the purpose",
     "licenses:issue": "define the agency's license types, issue, amend and import its licenses, set its seal image",
     "licenses:read": "read the agency's own licenses, their versions, events and PDFs",
     "licenses:revoke": "suspend, reinstate, revoke and cancel the agency's own licenses",
     "licenses:wallet": "list and download a holder's licenses from every agency (until holders log in themselves)",
-    "verify": "verify licenses (QR tokens) as a relying party",
+    "verify": "verify licenses (QR tokens, presentations), certificates and login tokens as a relying party",
+    "audit:read": "read and verify the platform's audit trail (operator)",
+    "stats:read": "issued, verified and revoked counts of every agency (operator; licenses:read gives one's own)",
 }
 
 
@@ -59,6 +63,8 @@ def add_agency(session: Session, *, code: str, name: str, credit_code: str | Non
             session.add(row)
     except IntegrityError:
         raise AlreadyExists(f"an agency with code {code!r} or credit code {credit_code} already exists") from None
+    audit.record(session, actor="operator", action="agency.add", subject=f"agency:{row.id}",
+                 details={"code": code, "name": name, "credit_code": credit_code})
     return _agency(row)
 
 
@@ -108,6 +114,8 @@ def add_client(session: Session, *, agency_code: str, name: str, scopes: set[str
         )
     )
     session.flush()
+    audit.record(session, actor="operator", action="client.add", subject=f"client:{client_id}",
+                 details={"agency_id": agency.id, "name": name, "scopes": sorted(scopes)})
     return ClientRecord(client_id, agency, frozenset(scopes), name), secret
 
 

@@ -13,7 +13,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from ca.records import AuthorityRecord, CertificateRecord, StatusChange, SubjectRecord
+from ca.records import Actor, AuthorityRecord, CertificateRecord, StatusChange, SubjectRecord
+from store import audit
 from store.models import Authority, Certificate, OcspResponse, Subject
 
 
@@ -27,6 +28,11 @@ _SUBJECT_BY_INDEX = select(_SUBJECTS).where(
 )
 _CERTIFICATE_BY_SERIAL = select(_CERTIFICATES).where(_CERTIFICATES.c.serial == bindparam("serial"))
 _INSERT_CERTIFICATE = insert(_CERTIFICATES)
+_STATUS_ACTIONS = {"revoked": "revoke", "suspended": "suspend", "valid": "reinstate"}
+
+
+def _actor(actor: Actor) -> str:
+    return "operator" if actor.agency_id is None else f"agency:{actor.agency_id}"
 
 
 def _authority(row: Row) -> AuthorityRecord:
@@ -81,6 +87,8 @@ class SqlCaStore:
                 created_at=cert.not_valid_before_utc,
             )
         )
+        audit.record(self.session, actor="operator", action="authority.add", subject=record.name,
+                     details={"role": record.role, "parent": record.parent, "serial": f"{cert.serial_number:x}"})
 
     def subject_by_index(self, kind: str, id_number_index: str) -> SubjectRecord | None:
         row = self.session.execute(_SUBJECT_BY_INDEX, {"kind": kind, "index": id_number_index}).first()
@@ -105,6 +113,10 @@ class SqlCaStore:
 
     def add_certificate(self, record: CertificateRecord) -> None:
         self.session.execute(_INSERT_CERTIFICATE, {f: getattr(record, f) for f in CertificateRecord.__slots__})
+        audit.record(self.session, actor=f"agency:{record.requested_by}",
+                     action="certificate.renew" if record.replaces else "certificate.issue", subject=record.serial,
+                     details={"issuer": record.issuer, "profile": record.profile, "subject_id": record.subject_id,
+                              "sha256": record.sha256, "replaces": record.replaces})
 
     def certificate(self, serial: str) -> CertificateRecord | None:
         serial = serial.lower().lstrip("0") or "0"
@@ -117,7 +129,7 @@ class SqlCaStore:
         row = self.session.execute(_CERTIFICATE_BY_SERIAL.with_for_update(), {"serial": serial}).first()
         return _certificate(row) if row else None
 
-    def set_status(self, change: StatusChange) -> None:
+    def set_status(self, change: StatusChange, *, actor: Actor) -> None:
         self.session.execute(
             update(_CERTIFICATES)
             .where(_CERTIFICATES.c.serial == change.serial)
@@ -129,6 +141,9 @@ class SqlCaStore:
                 _OCSP_RESPONSES.c.issuer == change.issuer, _OCSP_RESPONSES.c.serial == change.serial
             )
         )
+        audit.record(self.session, actor=_actor(actor), action=f"certificate.{_STATUS_ACTIONS[change.status]}",
+                     subject=change.serial, details={"issuer": change.issuer, "reason": change.reason,
+                                                     "invalidity_date": change.invalidity_date})
 
     def certificates_of_subject(self, subject_id: str) -> list[CertificateRecord]:
         rows = self.session.execute(

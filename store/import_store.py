@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
+from store import audit
 from store.models import ImportJob, ImportRejection
 
 _JOBS = ImportJob.__table__
@@ -40,14 +41,17 @@ class ImportJobRecord:
     finished_at: datetime | None
 
 
-def add_job(connection: Connection, *, job_id: str, agency_id: int, type_code: str, source: str) -> ImportJobRecord:
-    """A new job, ``running`` with every counter at 0."""
+def add_job(connection: Connection, *, job_id: str, agency_id: int, type_code: str, source: str,
+            actor: str) -> ImportJobRecord:
+    """A new job, ``running`` with every counter at 0 (audited as started by ``actor``)."""
     record = ImportJobRecord(id=job_id, agency_id=agency_id, type_code=type_code, source=source[-MAX_SOURCE:],
                              status="running", rows=0, issued=0, skipped=0, rejected=0, error=None,
                              created_at=datetime.now(timezone.utc), finished_at=None)
     connection.execute(insert(_JOBS).values(
         id=record.id, agency_id=agency_id, type_code=type_code, source=record.source, status=record.status,
         rows=0, issued=0, skipped=0, rejected=0, error=None, created_at=record.created_at, finished_at=None))
+    audit.record(connection, actor=actor, action="import.start", subject=f"import:{job_id}",
+                 details={"agency_id": agency_id, "type_code": type_code, "source": record.source})
     return record
 
 
@@ -61,12 +65,16 @@ def record_progress(connection: Connection, job_id: str, *, rows: int, issued: i
         connection.execute(insert(_REJECTIONS), values)
 
 
-def finish_job(connection: Connection, job_id: str, *, status: str, error: str | None = None) -> None:
-    """Mark the job ``done`` or ``failed`` (with why)."""
+def finish_job(connection: Connection, job_id: str, *, status: str, actor: str, error: str | None = None) -> None:
+    """Mark the job ``done`` or ``failed`` (with why), audited with its counts."""
     if status not in ("done", "failed"):
         raise ValueError(f"a job finishes done or failed, not {status!r}")
     connection.execute(update(_JOBS).where(_JOBS.c.id == job_id).values(
         status=status, error=error, finished_at=datetime.now(timezone.utc)))
+    counts = connection.execute(select(_JOBS.c.rows, _JOBS.c.issued, _JOBS.c.skipped, _JOBS.c.rejected)
+                                .where(_JOBS.c.id == job_id)).first()
+    audit.record(connection, actor=actor, action=f"import.{status}", subject=f"import:{job_id}",
+                 details={"error": error, **(counts._asdict() if counts is not None else {})})
 
 
 def job(connection: Connection, job_id: str) -> ImportJobRecord | None:

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from eauth.errors import AlreadyExists
+from store import audit
 from licenses.records import (
     EventRecord,
     LicenseRecord,
@@ -25,6 +26,7 @@ from licenses.records import (
     VersionRecord,
 )
 from store.db import Database
+from store.direct import DirectQuery, KeptConnections
 from store.models import (
     Agency,
     License,
@@ -56,6 +58,27 @@ _REGISTRY_ENTRY = (
     .join(_AGENCIES, _AGENCIES.c.id == _LICENSES.c.agency_id)
     .where(_VERSIONS.c.identifier == bindparam("identifier"))
 )
+
+
+class RegistryLookup:
+    """``SqlLicenseStore.registry_entry`` as a ``store.direct`` query, for QR verification (one per
+    request): the same records, without a transaction or a pool check-out."""
+
+    def __init__(self, db: Database) -> None:
+        self._connections = KeptConnections(db)
+        self._query = DirectQuery(self._connections, _REGISTRY_ENTRY)
+
+    def entry(self, identifier: str) -> tuple[LicenseRecord, VersionRecord, str] | None:
+        rows = self._query.rows(identifier=identifier)
+        if not rows:
+            return None
+        row, split = rows[0], len(_LICENSE_COLUMNS)
+        license = LicenseRecord(**dict(zip(_LICENSE_COLUMNS, row[:split])))
+        version = VersionRecord(**dict(zip(_VERSION_COLUMNS, row[split:split + len(_VERSION_COLUMNS)])))
+        return license, version, row[-1]
+
+    def close(self) -> None:
+        self._connections.close()
 
 
 def _license(row: Row) -> LicenseRecord:
@@ -97,6 +120,8 @@ class SqlLicenseStore:
                     created_at=datetime.now(timezone.utc)))
         except IntegrityError:
             raise AlreadyExists(f"license type {record.code} already exists") from None
+        audit.record(self.session, actor=f"agency:{record.agency_id}", action="license_type.add", subject=record.code,
+                     details={"agency_id": record.agency_id, "name_zh": name_zh, "name_en": name_en})
 
     # -- issuance ----------------------------------------------------------------------------------
 
@@ -132,6 +157,7 @@ class SqlLicenseStore:
                 self.session.execute(statement, parameters)
         except IntegrityError:
             raise AlreadyExists(f"license {license.identifier} or its request key exists already") from None
+        _audit_event(self.session, license, event)
 
     def add_version(self, license: LicenseRecord, version: VersionRecord, event: EventRecord) -> None:
         self.session.execute(
@@ -142,6 +168,7 @@ class SqlLicenseStore:
             version=license.version, identifier=license.identifier, valid_until=license.valid_until,
             holder_name=license.holder_name, updated_at=license.updated_at))
         self.session.execute(insert(_EVENTS).values(**asdict(event)))
+        _audit_event(self.session, license, event)
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -186,6 +213,7 @@ class SqlLicenseStore:
         self.session.execute(update(_LICENSES).where(_LICENSES.c.id == license.id).values(
             status=license.status, status_reason=license.status_reason, updated_at=license.updated_at))
         self.session.execute(insert(_EVENTS).values(**asdict(event)))
+        _audit_event(self.session, license, event)
 
     def events(self, license_id: str) -> list[EventRecord]:
         rows = self.session.execute(
@@ -198,13 +226,22 @@ class SqlLicenseStore:
         return self.session.execute(
             select(_AGENCIES.c.seal_image_sha256).where(_AGENCIES.c.id == agency_id)).scalar_one_or_none()
 
-    def set_seal_image_key(self, agency_id: int, key: str | None) -> None:
+    def set_seal_image_key(self, agency_id: int, key: str | None, *, actor: str) -> None:
         self.session.execute(update(_AGENCIES).where(_AGENCIES.c.id == agency_id).values(seal_image_sha256=key))
+        audit.record(self.session, actor=actor, action="agency.seal_image", subject=f"agency:{agency_id}",
+                     details={"sha256": key})
 
     @contextmanager
     def _savepoint(self) -> Iterator[None]:
         with self.session.begin_nested():
             yield
+
+
+def _audit_event(session: Session | Connection, license: LicenseRecord, event: EventRecord) -> None:
+    """The audit entry of a license event, last in its transaction."""
+    audit.record(session, actor=event.actor, action=f"license.{event.action}", subject=license.identifier,
+                 details={"license_id": license.id, "version": event.version, "type_code": license.type_code,
+                          "agency_id": license.agency_id, "status": license.status, "reason": event.reason})
 
 
 def license_transactions(db: Database) -> LicenseTransaction:

@@ -330,7 +330,127 @@ class Verification(Base):
     at: Mapped[datetime] = mapped_column(UtcDateTime())
     client_id: Mapped[str] = mapped_column(String(64))
     agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
-    kind: Mapped[str] = mapped_column(String(16))  # pdf | qr | certificate
+    kind: Mapped[str] = mapped_column(String(16))  # store.verification_store.KINDS
     subject: Mapped[str | None] = mapped_column(String(200))
     file_sha256: Mapped[str | None] = mapped_column(String(64))  # pdf: the file verified
     result: Mapped[str] = mapped_column(String(64))
+
+
+# -- certificate login (single sign-on) --------------------------------------------------------------
+
+
+class LoginChallenge(Base):
+    """A nonce a holder signs to log in to ``audience``: single use (``used_at`` set by the one
+    UPDATE that consumes it), valid until ``expires_at``. In the database so any API process can
+    consume a challenge another one gave out."""
+
+    __tablename__ = "login_challenges"
+    __table_args__ = (Index("ix_login_challenges_expires", "expires_at"),)
+
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    audience: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class LoginKey(Base):
+    """A key (ES256, in the key store under ``label``) that signs login tokens. The newest unretired
+    one signs; a retired one stays published until ``not_after``: when the last token it signed has
+    expired."""
+
+    __tablename__ = "login_keys"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    label: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    retired_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    not_after: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+# -- audit trail (hash chain with signed checkpoints) ------------------------------------------------
+
+
+class AuditEntry(Base):
+    """One entry of the tamper-evident audit log (``store.audit``): who did what to which subject,
+    chained to the entry before by ``prev_hash``; ``hash`` is SHA-256 over all the other columns.
+    Rows are only ever added, in the transaction of the change they record."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_at", "at"),
+        Index("ix_audit_log_subject", "subject"),
+    )
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str | None] = mapped_column(String(300))
+    details: Mapped[str] = mapped_column(Text)  # canonical JSON
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The one row (``id`` 1) holding the chain's last ``seq`` and ``hash``: every append updates it
+    first, so its row lock (PostgreSQL) or the write lock (SQLite) puts concurrent appends in a line."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditCheckpoint(Base):
+    """A signed statement that the chain had entry ``seq`` with ``hash`` at time ``at``: ES256 by the
+    platform's audit-checkpoint key (``key_id``: its JWK thumbprint), over ``store.audit`` encoding."""
+
+    __tablename__ = "audit_checkpoints"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    key_id: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+# -- authorized use (授权用证): grants of a license to an agency --------------------------------------
+
+
+class LicenseGrant(Base):
+    """A holder's grant of one license to one agency for a purpose until ``valid_until``
+    (``licenses.grants``). The holder is kept as the license's blind index, never the number."""
+
+    __tablename__ = "license_grants"
+    __table_args__ = (
+        Index("ix_license_grants_holder", "holder_kind", "holder_index"),
+        Index("ix_license_grants_agency", "agency_id", "valid_until"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    license_id: Mapped[str] = mapped_column(ForeignKey("licenses.id"))
+    holder_kind: Mapped[str] = mapped_column(String(16))
+    holder_index: Mapped[str] = mapped_column(String(64))
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
+    purpose: Mapped[str] = mapped_column(String(200))
+    valid_until: Mapped[datetime] = mapped_column(UtcDateTime())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class LicenseGrantAccess(Base):
+    """One fetch by an agency client under a grant: the purpose it stated, what (license | pdf), when.
+    Rows are only ever added, in the transaction of the fetch, with its audit entry."""
+
+    __tablename__ = "license_grant_accesses"
+    __table_args__ = (Index("ix_license_grant_accesses_grant", "grant_id", "id"),)
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    grant_id: Mapped[str] = mapped_column(ForeignKey("license_grants.id"))
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
+    client_id: Mapped[str] = mapped_column(String(64))
+    purpose: Mapped[str] = mapped_column(String(200))
+    what: Mapped[str] = mapped_column(String(16))  # licenses.grants.WHATS
+    at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -10,11 +10,12 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from store import audit
 from store.models import Verification
 
 _VERIFICATIONS = Verification.__table__
 _INSERT = insert(_VERIFICATIONS)
-KINDS = ("pdf", "qr", "certificate")
+KINDS = ("pdf", "qr", "certificate", "login", "presentation")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,13 +33,15 @@ class VerificationRecord:
 def record_verification(connection: Connection | Session, *, client_id: str, agency_id: int, kind: str,
                         subject: str | None, result: str, file_sha256: str | None = None,
                         at: datetime | None = None) -> None:
-    """Add the record of one verification (in the caller's transaction)."""
+    """Add the record of one verification and its audit entry (in the caller's transaction)."""
     if kind not in KINDS:
         raise ValueError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
     connection.execute(_INSERT, {
         "at": at or datetime.now(timezone.utc), "client_id": client_id, "agency_id": agency_id, "kind": kind,
         "subject": subject[:200] if subject else subject, "file_sha256": file_sha256, "result": result[:64],
     })
+    audit.record(connection, actor=f"client:{client_id}", action=f"verify.{kind}", subject=subject,
+                 details={"agency_id": agency_id, "result": result[:64], "file_sha256": file_sha256})
 
 
 def verification_counts(connection: Connection | Session, *, agency_id: int | None = None,

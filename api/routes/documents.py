@@ -12,10 +12,11 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from api.deps import scoped
-from api.documents import sign_job
+from api.documents import record_signing, sign_job
 from api.licenses import stored_seal_image
 from api.pool import WorkerPool
 from api.tokens import AccessToken
@@ -75,4 +76,6 @@ async def sign_document(
     pdf = await file.read()
     pool: WorkerPool = request.app.state.signing_pool
     signed = await pool.run(sign_job, pdf, seal, token.agency_id, level, certify, appearance)
+    await run_in_threadpool(record_signing, request.app.state.platform, actor=f"client:{token.client_id}", seal=seal,
+                            pdf=pdf, signed=signed, level=level)
     return Response(signed, media_type=PDF, headers={"Content-Disposition": 'attachment; filename="signed.pdf"'})

@@ -320,5 +320,5 @@ async def put_seal_image(
     if len(data) > MAX_SEAL_IMAGE_BYTES:
         raise InvalidInput(f"the seal image is larger than {MAX_SEAL_IMAGE_BYTES // 1024} KiB", field="image")
     seal_image(data)  # InvalidSealImage unless a usable PNG
-    key = set_seal_image(p, token.agency_id, data)
+    key = set_seal_image(p, token.agency_id, data, actor=f"client:{token.client_id}")
     return Response(status_code=204, headers={"ETag": f'"{key}"'})

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from api.deps import platform
 from api.licenses import qr_jwks
+from api.login import login_service
 from api.platform import Platform
 from eauth.errors import NotFound
 from store.ca_store import SqlCaStore
@@ -56,7 +57,8 @@ def authorities(p: Annotated[Platform, Depends(platform)]) -> list[AuthorityView
 
 @router.get("/.well-known/jwks.json", summary="Keys that sign the platform's tokens")
 def jwks(p: Annotated[Platform, Depends(platform)]) -> dict:
-    return p.tokens.jwks()
+    """The agency access-token key and the login-token keys (current and retired-but-unexpired)."""
+    return {"keys": p.tokens.jwks()["keys"] + login_service(p).jwks()}
 
 
 @router.get("/.well-known/qr-keys.json", summary="Keys that sign the QR tokens printed on licenses")

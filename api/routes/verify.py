@@ -16,7 +16,7 @@ from api.licenses import license_service, qr_public_keys
 from api.platform import Platform
 from api.recording import record_qr
 from api.tokens import AccessToken
-from store.license_store import SqlLicenseStore
+from store.license_store import RegistryLookup, SqlLicenseStore
 from verify.qr import STATUS_TEXT, QrReport, RegistryEntry, verify_qr
 
 router = APIRouter(tags=["verification"])
@@ -47,19 +47,24 @@ class QrReportView(BaseModel):
 
 
 def _lookup(p: Platform):
-    service = license_service(p)
+    service, registry = license_service(p), p.kept(_registry)
 
     def lookup(identifier: str) -> RegistryEntry | None:
-        with p.db.transaction() as connection:
-            store = SqlLicenseStore(connection)
-            found = store.registry_entry(identifier)
-            if found is None:
-                return None
-            license, version, issuer = found
-            license_type = service.license_type(store, license.type_code, agency_id=None)  # kept per process
+        found = registry.entry(identifier)
+        if found is None:
+            return None
+        license, version, issuer = found
+        license_type = service.known_type(license.type_code)
+        if license_type is None:  # first sight of this type in this process
+            with p.db.transaction() as connection:
+                license_type = service.license_type(SqlLicenseStore(connection), license.type_code, agency_id=None)
         return RegistryEntry(license=license, version=version, type_name=license_type.name_zh, issuer_name=issuer)
 
     return lookup
+
+
+def _registry(p: Platform) -> RegistryLookup:
+    return RegistryLookup(p.db)
 
 
 def check(p: Platform, token: str) -> QrReport:
@@ -76,7 +81,7 @@ async def verify_qr_token(
     the registry. Always 200 with a report; ``valid`` is true only for a genuine token of a license
     that is valid now."""
     report = check(p, token)
-    record_qr(p, caller, report)
+    await record_qr(p, caller, report)
     return QrReportView(status=report.status, valid=report.valid, signature_valid=report.signature_valid,
                         detail=report.detail, error_code=report.error_code,
                         license=QrLicenseView.model_validate(report.license, from_attributes=True)

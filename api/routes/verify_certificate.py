@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from api.deps import platform, scoped
@@ -62,7 +63,7 @@ def check(p: Platform, body: CertificateRequest) -> CertificateReport:
 
 
 @router.post(PATH, response_model=CertificateReportView, summary="Verify a certificate: chain, profile, status")
-def verify_certificate_route(
+async def verify_certificate_route(
     body: CertificateRequest,
     p: Annotated[Platform, Depends(platform)],
     caller: Annotated[AccessToken, Depends(scoped("verify"))],
@@ -72,6 +73,6 @@ def verify_certificate_route(
     from the issuing CA's records (``good``, ``revoked`` with reason and time, ``suspended``,
     ``unknown``). 200 with a report for any certificate; 400 ``invalid_certificate`` for input that
     is not one."""
-    report = check(p, body)
-    record_certificate(p, caller, report)
+    report = await run_in_threadpool(check, p, body)  # signatures and status lookups: off the event loop
+    await record_certificate(p, caller, report)
     return CertificateReportView.model_validate(report, from_attributes=True)

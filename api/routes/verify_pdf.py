@@ -159,5 +159,5 @@ async def verify_pdf_upload(
         raise InvalidInput("the uploaded file is empty", field="file")
     pool: WorkerPool = request.app.state.signing_pool
     report = await pool.run(verify_job, pdf)
-    record_pdf(request.app.state.platform, caller, report)
+    await record_pdf(request.app.state.platform, caller, report)
     return PdfReportView.model_validate(report, from_attributes=True)

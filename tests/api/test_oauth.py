@@ -309,9 +309,8 @@ def test_client_lacking_the_scope(api, platform, agency):
 def test_jwks_publishes_the_token_key(api, platform, access_token):
     response = api.get("/.well-known/jwks.json")
     assert response.status_code == 200
-    keys = response.json()["keys"]
-    assert len(keys) == 1
-    jwk = keys[0]
+    keys = {k["kid"]: k for k in response.json()["keys"]}  # with the login-token keys (docs/login.md)
+    jwk = keys[jwt.get_unverified_header(access_token)["kid"]]
     assert jwk["kty"] == "EC" and jwk["crv"] == "P-256" and jwk["alg"] == "ES256" and jwk["use"] == "sig"
     assert "d" not in jwk
     assert jwk["kid"] == jwt.get_unverified_header(access_token)["kid"]

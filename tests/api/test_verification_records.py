@@ -114,7 +114,7 @@ def test_counts_and_trace(platform, agency):
         record_verification(connection, client_id="counting", agency_id=agency.id, kind="qr", subject=None,
                             result="valid", at=now - timedelta(days=2))
         with pytest.raises(ValueError):
-            record_verification(connection, client_id="x", agency_id=agency.id, kind="login", subject=None,
+            record_verification(connection, client_id="x", agency_id=agency.id, kind="telepathy", subject=None,
                                 result="?")
     with platform.db.transaction() as connection:
         counts = verification_counts(connection, agency_id=agency.id, since=now - timedelta(days=1))
