@@ -114,7 +114,7 @@ def issuing(platform):
     seal = issue_seal(platform, agency.id, name=agency.name)
     key = blob_store(platform).put(png(64, 64, mode="RGBA"))
     with platform.db.transaction() as connection:
-        SqlLicenseStore(connection).set_seal_image_key(agency.id, key)
+        SqlLicenseStore(connection).set_seal_image_key(agency.id, key, actor="test")
     driving = replace(demo_types(code)[1], code=credit_code() + "950")
     license_service(platform).define_type(driving, agency_id=agency.id)
     return agency, seal, driving
