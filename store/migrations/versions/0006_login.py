@@ -1,7 +1,7 @@
 """certificate login: challenges and login-token keys
 
 Revision ID: 0006_login
-Revises: 0004
+Revises: 0005_audit
 """
 
 from alembic import op
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 
 revision = '0006_login'
-down_revision = '0004'
+down_revision = '0005_audit'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """authorized use: license grants and their accesses
 
 Revision ID: 0007_grants
-Revises: 0004
+Revises: 0006_login
 """
 
 from alembic import op
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 
 revision = '0007_grants'
-down_revision = '0004'
+down_revision = '0006_login'
 branch_labels = None
 depends_on = None
 
