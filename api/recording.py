@@ -4,26 +4,23 @@ verification routes after the report is made; the public QR page is not recorded
 
 from __future__ import annotations
 
-from functools import partial
-
 from api.platform import Platform
 from api.tokens import AccessToken
 from store.group_commit import GroupCommit
-from store.verification_store import record_verification
+from store.verification_store import Verified, record_verifications
 from verify.certificate import CertificateReport
 from verify.pdf import PdfReport
 from verify.qr import QrReport
 
 
-def _group_commit(platform: Platform) -> GroupCommit:
-    return GroupCommit(platform.db)
+def _group_commit(platform: Platform) -> GroupCommit[Verified]:
+    return GroupCommit(platform.db, record_verifications)
 
 
 async def _record(platform: Platform, caller: AccessToken, **values) -> None:
     """Committed before the caller answers, together with the other verifications that arrived
     meanwhile (``store.group_commit``: one write transaction per batch, not per request)."""
-    await platform.kept(_group_commit).write(
-        partial(record_verification, client_id=caller.client_id, agency_id=caller.agency_id, **values))
+    await platform.kept(_group_commit).add(Verified(client_id=caller.client_id, agency_id=caller.agency_id, **values))
 
 
 async def record_pdf(platform: Platform, caller: AccessToken, report: PdfReport) -> None:

@@ -17,29 +17,31 @@ import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from typing import Generic, TypeVar
 
 from sqlalchemy.engine import Connection
 
 from store.db import Database
 
-Write = Callable[[Connection], None]
+T = TypeVar("T")
 _STOP = object()
 
 
-class GroupCommit:
-    """Batches ``write``s to one database; ``close`` commits what is queued and stops the thread."""
+class GroupCommit(Generic[T]):
+    """Batches items to one database: ``write(connection, items)`` stores a batch (a multi-row insert,
+    say); ``close`` commits what is queued and stops the thread."""
 
-    def __init__(self, db: Database, *, max_batch: int = 256) -> None:
+    def __init__(self, db: Database, write: Callable[[Connection, list[T]], None], *, max_batch: int = 256) -> None:
         self._db = db
+        self._write = write
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._closed = False
 
-    def submit(self, write: Write) -> Future:
-        """Queue ``write`` (run in a batch's transaction); the future resolves once it is committed, or
-        with the error that stopped it."""
+    def submit(self, item: T) -> Future:
+        """Queue ``item``; the future resolves once it is committed, or with the error that stopped it."""
         future: Future = Future()
         with self._lock:
             if self._closed:
@@ -47,12 +49,12 @@ class GroupCommit:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
                 self._thread.start()
-            self._queue.put((write, future))
+            self._queue.put((item, future))
         return future
 
-    async def write(self, write: Write) -> None:
+    async def add(self, item: T) -> None:
         """``submit`` and wait without blocking the event loop."""
-        await asyncio.wrap_future(self.submit(write))
+        await asyncio.wrap_future(self.submit(item))
 
     def close(self) -> None:
         with self._lock:
@@ -78,11 +80,10 @@ class GroupCommit:
                 batch.append(item)
             self._commit(batch)
 
-    def _commit(self, batch: list[tuple[Write, Future]]) -> None:
+    def _commit(self, batch: list[tuple[T, Future]]) -> None:
         try:
             with self._db.transaction() as connection:
-                for write, _ in batch:
-                    write(connection)
+                self._write(connection, [item for item, _ in batch])
         except Exception as exc:
             if len(batch) == 1:
                 batch[0][1].set_exception(exc)
@@ -93,11 +94,11 @@ class GroupCommit:
             for _, future in batch:
                 future.set_result(None)
 
-    def _settle(self, item: tuple[Write, Future]) -> None:
-        write, future = item
+    def _settle(self, queued: tuple[T, Future]) -> None:
+        item, future = queued
         try:
             with self._db.transaction() as connection:
-                write(connection)
+                self._write(connection, [item])
         except Exception as exc:
             future.set_exception(exc)
         else:

@@ -454,3 +454,20 @@ class LicenseGrantAccess(Base):
     purpose: Mapped[str] = mapped_column(String(200))
     what: Mapped[str] = mapped_column(String(16))  # licenses.grants.WHATS
     at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+# -- mutual recognition (互认): other platforms' trust bundles, imported by the operator ---------------
+
+
+class TrustedPlatform(Base):
+    """Another platform whose trust bundle (``verify.bundle``, as imported, signed) this one trusts:
+    its roots anchor certificate and PDF chains, its QR and login keys verify its tokens."""
+
+    __tablename__ = "trusted_platforms"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    platform_id: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 of its root certificate
+    base_url: Mapped[str | None] = mapped_column(String(300))
+    bundle: Mapped[str] = mapped_column(Text)
+    imported_at: Mapped[datetime] = mapped_column(UtcDateTime())

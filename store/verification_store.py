@@ -3,6 +3,7 @@ for the statistics per agency and the trace of who checked what."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -34,14 +35,38 @@ def record_verification(connection: Connection | Session, *, client_id: str, age
                         subject: str | None, result: str, file_sha256: str | None = None,
                         at: datetime | None = None) -> None:
     """Add the record of one verification and its audit entry (in the caller's transaction)."""
-    if kind not in KINDS:
-        raise ValueError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
-    connection.execute(_INSERT, {
-        "at": at or datetime.now(timezone.utc), "client_id": client_id, "agency_id": agency_id, "kind": kind,
-        "subject": subject[:200] if subject else subject, "file_sha256": file_sha256, "result": result[:64],
-    })
-    audit.record(connection, actor=f"client:{client_id}", action=f"verify.{kind}", subject=subject,
-                 details={"agency_id": agency_id, "result": result[:64], "file_sha256": file_sha256})
+    record_verifications(connection, [Verified(client_id=client_id, agency_id=agency_id, kind=kind,
+                                               subject=subject, result=result, file_sha256=file_sha256, at=at)])
+
+
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """One verification to record: who (client, agency), what (kind, subject, file) and the outcome."""
+
+    client_id: str
+    agency_id: int
+    kind: str
+    subject: str | None
+    result: str
+    file_sha256: str | None = None
+    at: datetime | None = None
+
+
+def record_verifications(connection: Connection | Session, verified: Sequence[Verified]) -> None:
+    """Add the records of several verifications and their audit entries, in the caller's transaction:
+    one multi-row insert and one audit append for all (``store.group_commit`` hands in a batch)."""
+    for one in verified:
+        if one.kind not in KINDS:
+            raise ValueError(f"kind {one.kind!r} is not one of {', '.join(KINDS)}")
+    now = datetime.now(timezone.utc)
+    connection.execute(_INSERT, [{
+        "at": one.at or now, "client_id": one.client_id, "agency_id": one.agency_id, "kind": one.kind,
+        "subject": one.subject[:200] if one.subject else one.subject, "file_sha256": one.file_sha256,
+        "result": one.result[:64]} for one in verified])
+    audit.record_many(connection, [
+        audit.AuditEvent(f"client:{one.client_id}", f"verify.{one.kind}", one.subject,
+                         {"agency_id": one.agency_id, "result": one.result[:64], "file_sha256": one.file_sha256})
+        for one in verified])
 
 
 def verification_counts(connection: Connection | Session, *, agency_id: int | None = None,
