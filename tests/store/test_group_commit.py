@@ -31,27 +31,20 @@ def _count(db: Database) -> int:
 
 def test_concurrent_items_are_committed_in_shared_batches(db):
     batches: list[int] = []
-    release = threading.Event()
 
     def write(connection, items):
-        release.wait(5)  # the first batch holds the writer while the others queue up
         batches.append(len(items))
         connection.execute(insert(_ROWS), [{"n": n} for n in items])
 
-    committer = GroupCommit(db, write)
+    committer = GroupCommit(db, write, max_batch=20)
 
     async def main():
-        tasks = [asyncio.create_task(committer.add(n)) for n in range(50)]
-        await asyncio.sleep(0.05)
-        release.set()
-        await asyncio.gather(*tasks)
-
-    try:
-        asyncio.run(main())
+        await asyncio.gather(*(committer.add(n) for n in range(50)))
         assert _count(db) == 50  # committed when each add returned
-        assert sum(batches) == 50 and len(batches) < 50
-    finally:
-        committer.close()
+        await committer.add(50)  # idle: at once, alone
+
+    asyncio.run(main())
+    assert batches == [20, 20, 10, 1]
 
 
 def test_a_failing_item_fails_alone(db):
@@ -61,21 +54,27 @@ def test_a_failing_item_fails_alone(db):
         connection.execute(insert(_ROWS), [{"n": n} for n in items])
 
     committer = GroupCommit(db, write)
-    try:
-        futures = [committer.submit(n) for n in range(20)]
-        errors = [f.exception(5) for f in futures]
-        assert [type(e) for e in errors if e is not None] == [ValueError]
-        assert errors[13] is not None
-        assert _count(db) == 19
-    finally:
-        committer.close()
+
+    async def main():
+        return await asyncio.gather(*(committer.add(n) for n in range(20)), return_exceptions=True)
+
+    outcomes = asyncio.run(main())
+    assert [type(o) for o in outcomes if o is not None] == [ValueError]
+    assert isinstance(outcomes[13], ValueError)
+    assert _count(db) == 19
 
 
-def test_close_commits_what_is_queued_and_refuses_more(db):
+def test_each_event_loop_has_its_own_batches(db):
     committer = GroupCommit(db, lambda connection, items: connection.execute(insert(_ROWS), [{"n": n} for n in items]))
-    futures = [committer.submit(n) for n in range(10)]
-    committer.close()
-    assert all(f.done() and f.exception() is None for f in futures)
-    assert _count(db) == 10
-    with pytest.raises(RuntimeError):
-        committer.submit(99)
+
+    def run(first: int) -> None:
+        async def main():
+            await asyncio.gather(*(committer.add(n) for n in range(first, first + 10)))
+        asyncio.run(main())
+
+    threads = [threading.Thread(target=run, args=(first,)) for first in (0, 100)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert _count(db) == 20
