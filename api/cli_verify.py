@@ -1,4 +1,5 @@
-"""``eauth trust export`` (the platform's trust bundle) and ``eauth verify`` (offline verification of a
+"""``eauth trust export`` (the platform's trust bundle), ``eauth trust import / list / remove``
+(mutual recognition, ``api.mutual``) and ``eauth verify`` (offline verification of a
 signed PDF or a license QR token with a trust bundle: no network, no database, no data directory).
 
 Exit codes of ``eauth verify``: 0 ``TOTAL_PASSED`` / a genuine QR token; 1 ``TOTAL_FAILED`` / an
@@ -34,7 +35,8 @@ def trust_export(
     out_file: Annotated[Optional[Path], typer.Option("--out", help="Write the bundle here (default: stdout).")]
     = None,
 ) -> None:
-    """Export this platform's trust bundle (roots, CA, OCSP and TSA certificates, QR token keys) as JSON."""
+    """Export this platform's trust bundle (roots, CA, OCSP and TSA certificates, QR and login token keys),
+    signed with the root key, as JSON."""
     from api.platform import Platform
     from api.trust import trust_bundle
     from eauth.settings import Settings
@@ -50,8 +52,84 @@ def trust_export(
         return
     out_file.write_text(text, encoding="utf-8")
     err.print(f"trust bundle of {escape(bundle.platform_name)} (id {bundle.platform_id[:16]}…, "
-              f"{len(bundle.certificates)} certificates, {len(bundle.qr_public_keys)} QR keys) written to "
+              f"{len(bundle.certificates)} certificates, {len(bundle.qr_public_keys)} QR keys, "
+              f"{len(bundle.login_public_keys)} login keys) written to "
               f"{escape(str(out_file))}", highlight=False)
+
+
+@trust_app.command("import")
+def trust_import(
+    bundle_file: Annotated[Path, typer.Argument(help="The other platform's trust bundle (its `eauth trust export`).",
+                                                show_default=False)],
+    name: Annotated[str, typer.Option("--name", help="What this platform calls it (reports name it so).")],
+    root_sha256: Annotated[str, typer.Option("--root-sha256", help="The SHA-256 of its root certificate, "
+                                             "confirmed with its operator out of band (hex, colons allowed).")],
+) -> None:
+    """Trust another platform (mutual recognition): its certificates, licenses, QR and login tokens
+    then verify here, and reports name it. Refused unless the bundle is signed by its root and the root
+    has the fingerprint you confirmed."""
+    from api.mutual import import_bundle
+
+    try:
+        data = bundle_file.read_bytes()
+    except OSError as exc:
+        raise _fail("invalid_input", f"cannot read the trust bundle {bundle_file}: {exc.strerror or exc}", 1) from None
+    p = _open_platform()
+    try:
+        done = import_bundle(p, data, name=name, root_sha256=root_sha256, actor="operator")
+    except EauthError as exc:
+        where = f" at {exc.extra['path']}" if exc.extra.get("path") else ""
+        raise _fail(exc.code, f"{bundle_file}{where}: {exc.detail}", 1) from None
+    finally:
+        p.close()
+    out.print(f"trusted [bold]{escape(done.name)}[/bold] (root {done.platform_id[:16]}…, "
+              f"{escape(done.base_url or 'no base URL')}): {len(done.bundle.certificates)} certificates, "
+              f"{len(done.bundle.qr_public_keys)} QR keys, {len(done.bundle.login_public_keys)} login keys",
+              highlight=False)
+
+
+@trust_app.command("list")
+def trust_list() -> None:
+    """The platforms this one trusts (imported bundles)."""
+    from rich.table import Table
+
+    from api.mutual import list_platforms
+
+    p = _open_platform()
+    try:
+        platforms = list_platforms(p)
+    finally:
+        p.close()
+    if not platforms:
+        out.print("no trusted platforms (import one with `eauth trust import`)")
+        return
+    table = Table("name", "root SHA-256", "base URL", "imported", "bundle's own name")
+    for t in platforms:
+        table.add_row(escape(t.name), t.platform_id, escape(t.base_url or "—"), t.imported_at.isoformat(),
+                      escape(t.bundle.platform_name))
+    out.print(table)
+
+
+@trust_app.command("remove")
+def trust_remove(name: Annotated[str, typer.Argument(help="The name it was imported under.")]) -> None:
+    """Stop trusting an imported platform: its certificates, licenses and tokens no longer verify here
+    (in every API process within trusted_platforms_refresh_seconds)."""
+    from api.mutual import remove_platform
+
+    p = _open_platform()
+    try:
+        record = remove_platform(p, name, actor="operator")
+    finally:
+        p.close()
+    out.print(f"no longer trusted: [bold]{escape(record.name)}[/bold] (root {record.platform_id[:16]}…)",
+              highlight=False)
+
+
+def _open_platform():
+    from api.platform import Platform
+    from eauth.settings import Settings
+
+    return Platform.open(Settings())
 
 
 def _fail(code: str, detail: str, exit_code: int = EXIT_INDETERMINATE) -> typer.Exit:

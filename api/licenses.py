@@ -70,7 +70,8 @@ def set_seal_image(platform: Platform, agency_id: int, image: bytes, *, actor: s
 
 
 def qr_public_keys(platform: Platform) -> dict:
-    """The keys QR tokens verify with, by kid: the platform's own (imported platforms' to come)."""
+    """The platform's own QR token keys, by kid (what its trust bundle publishes; the keys of imported
+    platforms are ``api.mutual.imported(platform).qr_keys``)."""
     public_key = platform.keys.signer(QR_KEY_LABEL).public_key
     return {qr_key_id(public_key): public_key}
 

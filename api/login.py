@@ -18,6 +18,7 @@ from datetime import datetime, timedelta, timezone
 from jwt.algorithms import ECAlgorithm
 
 from api.holder import PLATFORM_AUDIENCE, HolderPrincipal
+from api.mutual import imported
 from api.platform import Platform
 from api.verification import certificate_status, trust_anchors
 from eauth.errors import (
@@ -178,13 +179,18 @@ class LoginService:
         return {r.kid: LoginKey(r.kid, self._signer(r.label).public_key, self.issuer, name) for r in records}
 
     def verify(self, token: str, *, audience: str) -> LoginClaims:
-        """The claims of a login token of this platform for ``audience``; InvalidLoginToken otherwise."""
+        """The claims of a login token for ``audience`` of this platform or of a platform it trusts
+        (mutual recognition: the imported login keys, each bound to its platform's issuer URL);
+        InvalidLoginToken otherwise."""
         now = utcnow()
-        return verify_login_token(token, keys=self.keys(now), audience=audience, now=now.timestamp())
+        keys = imported(self.platform).login_keys | self.keys(now)  # ours win a kid clash
+        return verify_login_token(token, keys=keys, audience=audience, now=now.timestamp())
 
     def holder(self, token: str) -> HolderPrincipal:
-        """The holder of a login token for the platform itself, whose certificate is still good."""
-        claims = self.verify(token, audience=PLATFORM_AUDIENCE)
+        """The holder of a login token for the platform itself (its own keys only), whose certificate is
+        still good."""
+        now = utcnow()
+        claims = verify_login_token(token, keys=self.keys(now), audience=PLATFORM_AUDIENCE, now=now.timestamp())
         with self.platform.db.transaction() as connection:
             store = SqlCaStore(connection)
             record = store.certificate(claims.certificate_serial)

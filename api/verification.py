@@ -1,17 +1,21 @@
-"""Wiring of PDF verification (``verify.pdf``) to the platform: the trust anchors (our root, named
-after the platform; imported platforms' roots to come), the issuing CAs as intermediates, the
-current status of certificates our CAs issued, and the registry lookup by the PDF's SHA-256. Shared
+"""Wiring of PDF and certificate verification (``verify.pdf``, ``verify.certificate``) to the platform:
+the trust anchors (our root, named after the platform, and the roots of the platforms imported for
+mutual recognition, named after their import: ``api.mutual``), the CA certificates as intermediates,
+the current status of certificates our CAs issued (from our records) or an imported platform's CA
+issued (from its OCSP responder), and the registry lookup by the PDF's SHA-256. Shared
 by the HTTP route (``api/routes/verify_pdf.py``, through ``verify_job`` in a worker process of
 ``api/pool.py``) and in-process callers (tests, the benchmark)."""
 
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import date, datetime, timezone
 
 from sqlalchemy import select
 
 from api.licenses import license_service
+from api.mutual import ImportedTrust, foreign_status, imported
 from api.platform import Platform
 from licenses.issuance import effective_status
 from store.ca_store import SqlCaStore
@@ -34,7 +38,8 @@ _lock = threading.Lock()
 
 
 class PlatformVerification:
-    """Per process: the platform's CA certificates, read once (they never change after init)."""
+    """Per process: the platform's CA certificates, read once (they never change after init), and the
+    imported platforms' as ``api.mutual`` has them now (read again every few seconds)."""
 
     def __init__(self, platform: Platform) -> None:
         self.platform = platform
@@ -42,8 +47,9 @@ class PlatformVerification:
             authorities = SqlCaStore(session).authorities()
         roots = tuple(TrustAnchor(platform.settings.platform_name, a.certificate)
                       for a in authorities if a.role == "root")
-        self.trust = TrustAnchors(roots=roots, intermediates=tuple(a.certificate for a in authorities
-                                                                   if a.role != "root"))
+        self.own = TrustAnchors(roots=roots, intermediates=tuple(a.certificate for a in authorities
+                                                                 if a.role != "root"))
+        self._combined: tuple[ImportedTrust, TrustAnchors] | None = None
         #: Issuer Name (DER) → our CA's name, for the certificates table.
         self.issuers = {a.certificate.subject.public_bytes(): a.name for a in authorities}
         #: Our own CA certificates (TSA, OCSP signers, CAs) by (issuer DER, serial): not in the
@@ -51,13 +57,25 @@ class PlatformVerification:
         self.authorities = {(a.certificate.issuer.public_bytes(), a.certificate.serial_number): a.name
                             for a in authorities}
 
+    @property
+    def trust(self) -> TrustAnchors:
+        """Our anchors, then the imported platforms' (ours first: our names win)."""
+        foreign = imported(self.platform)
+        combined = self._combined
+        if combined is None or combined[0] is not foreign:
+            anchors = TrustAnchors(roots=self.own.roots + foreign.roots,
+                                   intermediates=self.own.intermediates + foreign.intermediates)
+            combined = self._combined = (foreign, anchors)
+        return combined[1]
+
     def status(self, issuer: bytes, serial: int) -> CertificateState:
-        """``verify.pdf.CertificateStatus`` over our certificates table."""
+        """``verify.pdf.CertificateStatus``: our certificates table, or the OCSP responder of the
+        imported platform whose CA issued the certificate."""
         if (issuer, serial) in self.authorities:
             return CertificateState("good", source=f"platform CA certificate {self.authorities[issuer, serial]}")
         name = self.issuers.get(issuer)
         if name is None:
-            return UNKNOWN
+            return foreign_status(self.platform, imported(self.platform), issuer, serial) or UNKNOWN
         with self.platform.db.transaction() as connection:
             record = SqlCaStore(connection).certificate(f"{serial:x}")
         if record is None or record.issuer != name:
@@ -91,8 +109,21 @@ class PlatformVerification:
             version=version.version, current_version=license.version, current_identifier=license.identifier)
 
     def verify(self, pdf: bytes) -> PdfReport:
-        return verify_pdf(pdf, trust=self.trust, registry=self.lookup, status=self.status,
-                          now=datetime.now(timezone.utc))
+        """The report; a file that is not in our registry but signed under an imported platform's root
+        says whose license it is and where its status is."""
+        report = verify_pdf(pdf, trust=self.trust, registry=self.lookup, status=self.status,
+                            now=datetime.now(timezone.utc))
+        if report.registry is None or report.registry.found:
+            return report
+        foreign = imported(self.platform)
+        owner = next((foreign.platform(s.trust_anchor) for s in report.signatures
+                      if foreign.platform(s.trust_anchor) is not None), None)
+        if owner is None:
+            return report
+        where = f"; check its status at {owner.base_url}" if owner.base_url else ""
+        return replace(report, registry=replace(
+            report.registry, detail=f"a license of {owner.name} (signed under its root), not in this platform's "
+                                    f"registry{where}"))
 
 
 def _utc(moment: datetime | None) -> datetime | None:

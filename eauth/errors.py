@@ -197,6 +197,18 @@ QrTokenBadSignature = _error(
 InvalidTrustBundle = _error(
     "InvalidTrustBundle", "invalid_trust_bundle", ErrorKind.INVALID, "Not a valid trust bundle", InvalidInput,
 )  # extra: path (the member of the JSON document at fault, e.g. "certificates[2].pem")
+TrustImportRefused = _error(
+    "TrustImportRefused", "trust_import_refused", ErrorKind.INVALID, "This trust bundle cannot be imported",
+    InvalidInput,
+)  # extra: reason (own_platform, fingerprint_mismatch, root_expired)
+PlatformAlreadyTrusted = _error(
+    "PlatformAlreadyTrusted", "platform_already_trusted", ErrorKind.CONFLICT,
+    "A platform of this name or root is already trusted", AlreadyExists,
+)
+TrustedPlatformNotFound = _error(
+    "TrustedPlatformNotFound", "trusted_platform_not_found", ErrorKind.NOT_FOUND, "No such trusted platform",
+    NotFound,
+)
 InvalidCertificate = _error(
     "InvalidCertificate", "invalid_certificate", ErrorKind.INVALID,
     "Not an X.509 certificate (PEM or base64 DER)", InvalidInput,

@@ -36,6 +36,15 @@ class Settings(BaseSettings):
         "ec-p256", description="Algorithm of the keys `eauth init` creates."
     )
     platform_name: str = Field("eauth demo platform", description="Organization name in the CA certificates.")
+    trusted_platforms_refresh_seconds: float = Field(
+        10, ge=0, le=3600, description="How long a process reuses its copy of the imported trust bundles "
+        "(mutual recognition) before reading them again: an import or removal takes effect in every process "
+        "within this; 0: read them for every verification.",
+    )
+    foreign_ocsp_timeout_seconds: float = Field(
+        3, gt=0, le=30, description="How long to wait for an imported platform's OCSP responder when checking "
+        "the status of a certificate it issued.",
+    )
     access_token_ttl_seconds: int = Field(300, ge=30, le=3600, description="Lifetime of agency access tokens.")
     login_token_ttl_seconds: int = Field(
         600, ge=30, le=3600, description="Lifetime of holder login tokens (certificate login, single sign-on)."

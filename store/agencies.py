@@ -29,6 +29,7 @@ SCOPES = {
     "licenses:wallet": "list and download a holder's licenses from every agency (until holders log in themselves)",
     "verify": "verify licenses (QR tokens, presentations), certificates and login tokens as a relying party",
     "audit:read": "read and verify the platform's audit trail (operator)",
+    "trust:manage": "import, list and remove other platforms' trust bundles (mutual recognition; operator)",
     "stats:read": "issued, verified and revoked counts of every agency (operator; licenses:read gives one's own)",
 }
 

@@ -4,6 +4,10 @@ status in the registry (online). What a phone scanning a printed license, or a r
 The report says only what the token and the registry say about the license's validity: its type,
 issuer, validity dates, status, and the holder's name masked (the QR is printed on paper and anyone
 may scan it). The license data itself is not disclosed.
+
+A token signed with the QR key of a platform this one trusts (mutual recognition, ``foreign``) is
+genuine, but its license is in that platform's registry, not ours: the report says ``foreign``, names
+the platform and where to check the status, and shows what the token itself says.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+from jwt import get_unverified_header
 
 from eauth.errors import InvalidQrToken
 from licenses.issuance import effective_status
@@ -30,6 +35,7 @@ STATUS_TEXT = {
     "unknown": ("登记库中无此证照", "Not in the registry"),
     "altered": ("数据与登记不符", "Does not match the registry"),
     "invalid": ("二维码无效", "Invalid QR code"),
+    "foreign": ("他平台签发，请到签发平台核验状态", "Issued by a trusted platform: check its status there"),
 }
 
 
@@ -50,15 +56,25 @@ class QrLicense:
 
 
 @dataclass(frozen=True, slots=True)
+class ForeignIssuer:
+    """A platform whose QR tokens verify here (imported trust): its name and where its registry is."""
+
+    name: str
+    base_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class QrReport:
     """The outcome: ``status`` is one of ``STATUS_TEXT``; ``valid`` only for a genuine token of a
-    license that is valid now and whose data is the registry's."""
+    license that is valid now and whose data is the registry's. ``issued_by``: the trusted platform
+    that signed a ``foreign`` token."""
 
     status: str
     signature_valid: bool
     detail: str
     license: QrLicense | None = None
     error_code: str | None = None
+    issued_by: ForeignIssuer | None = None
 
     @property
     def valid(self) -> bool:
@@ -86,13 +102,22 @@ def mask_name(name: str) -> str:
 
 
 def verify_qr(token: str, *, keys: Mapping[str, EllipticCurvePublicKey],
-              lookup: Callable[[str], RegistryEntry | None], today: date) -> QrReport:
-    """Check ``token``'s signature with ``keys`` (by kid), then what the registry says of the license.
-    Never raises for a bad token: the report says why it is not valid."""
+              lookup: Callable[[str], RegistryEntry | None], today: date,
+              foreign: Mapping[str, tuple[EllipticCurvePublicKey, ForeignIssuer]] | None = None) -> QrReport:
+    """Check ``token``'s signature with ``keys`` (ours, by kid) or ``foreign`` (trusted platforms'),
+    then what our registry says of the license. Never raises for a bad token: the report says why it
+    is not valid."""
+    foreign = foreign or {}
     try:
-        claims = verify_qr_token(token, keys)
+        claims = verify_qr_token(token, {**{kid: key for kid, (key, _) in foreign.items()}, **keys})
     except InvalidQrToken as exc:
         return QrReport(status="invalid", signature_valid=False, detail=exc.detail, error_code=exc.code)
+    kid = get_unverified_header(token)["kid"]  # verified just now
+    if kid not in keys:
+        issuer = foreign[kid][1]
+        where = f": check its status at {issuer.base_url}" if issuer.base_url else ""
+        return QrReport(status="foreign", signature_valid=True, license=_from_claims(claims), issued_by=issuer,
+                        detail=f"genuine, issued by {issuer.name}; its status is not checkable here{where}")
     entry = lookup(str(claims.identifier))
     if entry is None:
         return QrReport(status="unknown", signature_valid=True, license=_from_claims(claims),

@@ -116,8 +116,8 @@ async def verify_login_token(
     p: Annotated[Platform, Depends(platform)],
     caller: Annotated[AccessToken, Depends(scoped("verify"))],
 ) -> LoginTokenReport:
-    """Whether ``token`` is a genuine, unexpired login token of this platform for ``audience``, and
-    what it says. 200 with ``valid: false`` and the reason for a token that is not."""
+    """Whether ``token`` is a genuine, unexpired login token for ``audience`` of this platform or of a
+    platform it trusts (mutual recognition; ``platform`` names which), and what it says. 200 with ``valid: false`` and the reason for a token that is not."""
     try:
         claims = login_service(p).verify(body.token, audience=body.audience)
     except InvalidLoginToken as exc:

@@ -9,15 +9,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.deps import platform, scoped
 from api.licenses import license_service, qr_public_keys
+from api.mutual import imported
 from api.platform import Platform
 from api.recording import record_qr
 from api.tokens import AccessToken
 from store.license_store import RegistryLookup, SqlLicenseStore
-from verify.qr import STATUS_TEXT, QrReport, RegistryEntry, verify_qr
+from verify.qr import STATUS_TEXT, ForeignIssuer, QrReport, RegistryEntry, verify_qr
 
 router = APIRouter(tags=["verification"])
 
@@ -37,13 +38,20 @@ class QrLicenseView(BaseModel):
     current_identifier: str | None
 
 
+class ForeignIssuerView(BaseModel):
+    name: str = Field(description="The trusted platform that signed the token (its name here).")
+    base_url: str | None = Field(description="Where that platform verifies its licenses' status.")
+
+
 class QrReportView(BaseModel):
-    status: str
+    status: str = Field(description="valid, suspended, revoked, cancelled, expired, superseded, unknown, altered, "
+                                    "invalid, or foreign (signed by a trusted platform: status checked there).")
     valid: bool
     signature_valid: bool
     detail: str
     error_code: str | None
     license: QrLicenseView | None
+    issued_by: ForeignIssuerView | None = Field(None, description="For a foreign token: the platform that issued it.")
 
 
 def _lookup(p: Platform):
@@ -68,7 +76,9 @@ def _registry(p: Platform) -> RegistryLookup:
 
 
 def check(p: Platform, token: str) -> QrReport:
-    return verify_qr(token, keys=qr_public_keys(p), lookup=_lookup(p), today=date.today())
+    foreign = {kid: (key, ForeignIssuer(owner.name, owner.base_url))
+               for kid, (key, owner) in imported(p).qr_keys.items()}
+    return verify_qr(token, keys=qr_public_keys(p), lookup=_lookup(p), today=date.today(), foreign=foreign)
 
 
 @router.get("/api/v1/verify/qr/{token}", response_model=QrReportView, summary="Verify a license QR token")
@@ -85,11 +95,13 @@ async def verify_qr_token(
     return QrReportView(status=report.status, valid=report.valid, signature_valid=report.signature_valid,
                         detail=report.detail, error_code=report.error_code,
                         license=QrLicenseView.model_validate(report.license, from_attributes=True)
-                        if report.license else None)
+                        if report.license else None,
+                        issued_by=ForeignIssuerView.model_validate(report.issued_by, from_attributes=True)
+                        if report.issued_by else None)
 
 
 _COLOURS = {"valid": "#1b7f3b", "suspended": "#b26a00", "expired": "#b26a00", "superseded": "#b26a00",
-            "unknown": "#555555"}
+            "unknown": "#555555", "foreign": "#1b5e9f"}
 _PAGE_HEADERS = {
     "Cache-Control": "no-store",  # the status may change at any time
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
@@ -122,6 +134,10 @@ def _page(report: QrReport) -> str:
                  ("证照编号 Identifier", license.identifier)]
         if license.current_identifier:
             items.append(("当前版本 Current version", license.current_identifier))
+        if report.issued_by is not None:
+            items.append(("签发平台 Issuing platform", report.issued_by.name))
+            if report.issued_by.base_url:
+                items.append(("状态核验 Check the status at", report.issued_by.base_url))
         rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in items)
     return f"""<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8">

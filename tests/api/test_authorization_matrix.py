@@ -110,6 +110,9 @@ MATRIX: dict[tuple[str, str], object] = {
     ("GET", "/api/v1/audit"): scope("audit:read"),
     ("GET", "/api/v1/audit/verify"): scope("audit:read"),
     ("GET", "/api/v1/stats"): scope("stats:read", "licenses:read"),
+    ("GET", "/api/v1/trust/platforms"): scope("trust:manage"),
+    ("POST", "/api/v1/trust/platforms"): scope("trust:manage"),
+    ("DELETE", "/api/v1/trust/platforms/{name}"): scope("trust:manage"),
     # the logged-in holder
     ("GET", "/api/v1/me"): HOLDER,
     ("GET", "/api/v1/me/certificates"): HOLDER,

@@ -44,7 +44,7 @@ def test_migration_matches_the_models(db):
 
 def test_migration_0007_down_and_up(db):
     config = db._alembic_config()
-    command.downgrade(config, "0007_grants@-1")
+    command.downgrade(config, "0006_login")
     assert not TABLES & set(inspect(db.engine).get_table_names())
     command.upgrade(config, "0007_grants")
     assert TABLES <= set(inspect(db.engine).get_table_names())

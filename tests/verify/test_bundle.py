@@ -41,7 +41,8 @@ def test_contents(bundle, platform):
 def test_json_round_trip(bundle):
     text = bundle.to_json()
     document = json.loads(text)
-    assert document["format"] == FORMAT and document["version"] == 1
+    assert document["format"] == FORMAT and document["version"] == 2
+    assert document["signature"]["algorithm"] == "ecdsa-with-SHA256"
     again = TrustBundle.from_json(text)
     assert again == bundle
     assert TrustBundle.from_json(text.encode()).to_json() == text
@@ -71,7 +72,14 @@ def _other_root_pem(tmp_path_factory) -> str:
 
 @pytest.mark.parametrize("change, path", [
     (lambda d: d.update(format="something-else"), "format"),
-    (lambda d: d.update(version=2), "version"),
+    (lambda d: d.update(version=3), "version"),
+    (lambda d: d.update(version=1), "login_keys"),  # a version 1 bundle has neither login keys nor signature
+    (lambda d: d.pop("signature"), "signature"),
+    (lambda d: d["signature"].update(value="not base64!"), "signature.value"),
+    (lambda d: d["signature"].update(algorithm="sha256WithRSAEncryption"), "signature.algorithm"),
+    (lambda d: d["platform"].update(base_url="https://elsewhere.example"), "signature.value"),  # tampered
+    (lambda d: d["login_keys"]["keys"].pop(), "signature.value"),
+    (lambda d: d["login_keys"]["keys"][0].update(kid="AAAA"), "login_keys"),
     (lambda d: d.update(version="1"), "version"),
     (lambda d: d.pop("qr_keys"), "qr_keys"),
     (lambda d: d.update(extra=1), "extra"),
@@ -121,3 +129,31 @@ def test_jwks_is_public_only(bundle):
     (jwk,) = bundle.jwks()["keys"]
     assert set(jwk) == {"kty", "crv", "x", "y", "kid", "use", "alg"}
     assert isinstance(ECAlgorithm.from_jwk(jwk), ec.EllipticCurvePublicKey)
+
+
+def test_login_keys(bundle, platform):
+    from api.login import login_service
+
+    assert bundle.login_keys().keys() == login_service(platform).keys().keys()
+    assert bundle.login_keys()
+
+
+def test_version_1_still_read(bundle):
+    """An unsigned version 1 bundle (exported before version 2) still verifies offline."""
+    document = bundle.to_dict()
+    del document["login_keys"], document["signature"]
+    document["version"] = 1
+    old = TrustBundle.from_dict(document)
+    assert old.version == 1 and old.signature is None and old.login_keys() == {}
+    assert old.qr_keys() == bundle.qr_keys() and old.trust_anchors() == bundle.trust_anchors()
+    assert json.loads(old.to_json()) == document
+
+
+def test_signature_by_another_key(bundle, platform):
+    from dataclasses import replace
+
+    unsigned = replace(bundle, signature=None)
+    with pytest.raises(ValueError, match="not the root certificate's key"):
+        unsigned.signed(platform.keys.signer("qr-token"))
+    with pytest.raises(ValueError, match="signed"):
+        unsigned.to_dict()
