@@ -27,13 +27,13 @@ async def record_pdf(platform: Platform, caller: AccessToken, report: PdfReport)
     """Subject: the license identifier of a registry match, else the file's SHA-256; result: the indication."""
     match = report.registry.license if report.registry is not None else None
     await _record(platform, caller, kind="pdf", subject=match.identifier if match else report.sha256,
-            file_sha256=report.sha256, result=report.indication)
+                  file_sha256=report.sha256, result=report.indication)
 
 
 async def record_qr(platform: Platform, caller: AccessToken, report: QrReport) -> None:
     """Subject: the license identifier the token names (none for an unreadable token); result: the status."""
     await _record(platform, caller, kind="qr", subject=report.license.identifier if report.license else None,
-            result=report.status)
+                  result=report.status)
 
 
 async def record_certificate(platform: Platform, caller: AccessToken, report: CertificateReport) -> None:
