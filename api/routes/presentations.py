@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from datetime import date, datetime, timezone
-from html import escape
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
@@ -17,7 +16,7 @@ from api.deps import platform, scoped
 from api.licenses import qr_public_keys
 from api.platform import Platform
 from api.recording import record_presentation
-from api.routes.verify import _COLOURS, _PAGE_HEADERS, _lookup
+from api.routes.verify import _COLOURS, _PAGE_HEADERS, _lookup, status_page
 from api.tokens import AccessToken
 from verify.presentation import PresentationReport, verify_presentation_token
 from verify.qr import STATUS_TEXT
@@ -86,37 +85,15 @@ async def presentation_page(token: Token, p: Annotated[Platform, Depends(platfor
 
 
 def _page(report: PresentationReport) -> str:
-    zh, en = _TEXT[report.status]
-    colour = _COLOURS.get(report.status, "#b00020")
-    rows = ""
+    rows: list[tuple[str, str]] = []
     if report.claims is not None:
         claims = report.claims
-        items = [("证照类型 Type", report.type_name or claims.type_code),
-                 ("发证机关 Issuer", report.issuer_name or claims.issuer_code),
-                 ("证照编号 Identifier", claims.identifier),
-                 *claims.fields.items(),
-                 ("亮证有效至 Shown until",
-                  datetime.fromtimestamp(claims.expires_at, timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))]
-        rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in items)
-    return f"""<!doctype html>
-<html lang="zh-CN"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>亮证核验 License presentation</title>
-<style>
-body{{font-family:system-ui,"Noto Sans CJK SC","WenQuanYi Micro Hei",sans-serif;margin:0;background:#f4f4f4;color:#222}}
-main{{max-width:34rem;margin:0 auto;padding:1rem}}
-.status{{background:{colour};color:#fff;border-radius:.5rem;padding:1.2rem;text-align:center}}
-.status strong{{display:block;font-size:1.8rem}}
-table{{width:100%;border-collapse:collapse;background:#fff;margin-top:1rem;border-radius:.5rem}}
-th,td{{text-align:left;padding:.6rem;border-bottom:1px solid #ddd;vertical-align:top}}
-th{{width:40%;font-weight:normal;color:#555}}
-td{{word-break:break-all}}
-p{{font-size:.85rem;color:#555}}
-</style></head>
-<body><main>
-<h1 style="font-size:1.2rem">亮证核验 <small>License presentation</small></h1>
-<div class="status" id="status" data-status="{escape(report.status)}"><strong>{escape(zh)}</strong>{escape(en)}</div>
-<table>{rows}</table>
-<p>{escape(report.detail)}</p>
-</main></body></html>
-"""
+        rows = [("证照类型 Type", report.type_name or claims.type_code),
+                ("发证机关 Issuer", report.issuer_name or claims.issuer_code),
+                ("证照编号 Identifier", claims.identifier),
+                *claims.fields.items(),
+                ("亮证有效至 Shown until",
+                 datetime.fromtimestamp(claims.expires_at, timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))]
+    return status_page(title_zh="亮证核验", title_en="License presentation", status=report.status,
+                       status_text=_TEXT[report.status], colour=_COLOURS.get(report.status, "#b00020"),
+                       rows=rows, detail=report.detail)

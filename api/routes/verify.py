@@ -120,29 +120,37 @@ async def public_page(token: Token, p: Annotated[Platform, Depends(platform)]) -
 
 
 def _page(report: QrReport) -> str:
-    zh, en = STATUS_TEXT[report.status]
-    colour = _COLOURS.get(report.status, "#b00020")
-    rows = ""
+    rows: list[tuple[str, str]] = []
     if report.license is not None:
         license = report.license
         until = license.valid_until.isoformat() if license.valid_until else "长期 Long-term"
-        items = [("证照类型 Type", license.type_name or license.type_code),
+        rows = [("证照类型 Type", license.type_name or license.type_code),
                  ("发证机关 Issuer", license.issuer_name or license.issuer_code),
                  ("持证主体 Holder", license.holder or "—"),
                  ("发证日期 Issued", license.issued_on.isoformat()),
                  ("有效期至 Valid until", until),
                  ("证照编号 Identifier", license.identifier)]
         if license.current_identifier:
-            items.append(("当前版本 Current version", license.current_identifier))
+            rows.append(("当前版本 Current version", license.current_identifier))
         if report.issued_by is not None:
-            items.append(("签发平台 Issuing platform", report.issued_by.name))
+            rows.append(("签发平台 Issuing platform", report.issued_by.name))
             if report.issued_by.base_url:
-                items.append(("状态核验 Check the status at", report.issued_by.base_url))
-        rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in items)
+                rows.append(("状态核验 Check the status at", report.issued_by.base_url))
+    return status_page(title_zh="电子证照核验", title_en="License verification", status=report.status,
+                       status_text=STATUS_TEXT[report.status], colour=_COLOURS.get(report.status, "#b00020"),
+                       rows=rows, detail=report.detail)
+
+
+def status_page(*, title_zh: str, title_en: str, status: str, status_text: tuple[str, str], colour: str,
+                rows: list[tuple[str, str]], detail: str) -> str:
+    """The public pages' one layout (a license's QR, a presentation): the status in words and colour
+    over a table of what may be shown; plain HTML for a phone, no JavaScript."""
+    zh, en = status_text
+    table = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows)
     return f"""<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>电子证照核验 License verification</title>
+<title>{escape(title_zh)} {escape(title_en)}</title>
 <style>
 body{{font-family:system-ui,"Noto Sans CJK SC","WenQuanYi Micro Hei",sans-serif;margin:0;background:#f4f4f4;color:#222}}
 main{{max-width:34rem;margin:0 auto;padding:1rem}}
@@ -155,9 +163,9 @@ td{{word-break:break-all}}
 p{{font-size:.85rem;color:#555}}
 </style></head>
 <body><main>
-<h1 style="font-size:1.2rem">电子证照核验 <small>License verification</small></h1>
-<div class="status" id="status" data-status="{escape(report.status)}"><strong>{escape(zh)}</strong>{escape(en)}</div>
-<table>{rows}</table>
-<p>{escape(report.detail)}</p>
+<h1 style="font-size:1.2rem">{escape(title_zh)} <small>{escape(title_en)}</small></h1>
+<div class="status" id="status" data-status="{escape(status)}"><strong>{escape(zh)}</strong>{escape(en)}</div>
+<table>{table}</table>
+<p>{escape(detail)}</p>
 </main></body></html>
 """
