@@ -1,8 +1,13 @@
-"""Test helpers: valid identity numbers made on demand, keys and CSRs."""
+"""Test helpers: valid identity numbers made on demand, keys and CSRs, the app served on a local port."""
 
 from __future__ import annotations
 
 import itertools
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -62,3 +67,28 @@ def assert_problem(response, status: int, code: str) -> dict:
     assert body["type"].endswith("/" + code)
     assert body["title"] and body["detail"]
     return body
+
+
+@contextmanager
+def served(platform) -> Iterator[str]:
+    """The app over ``platform`` served by uvicorn in a thread on a free local port; its base URL."""
+    import uvicorn
+
+    from api.http import create_app
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(platform=platform), host="127.0.0.1", port=port,
+                                           log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)

@@ -7,17 +7,13 @@ import os
 import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import jwt
 import pytest
-import uvicorn
 
-from api.http import create_app
 from api.login_client import Credential, load_pkcs12, login
 from ca.lifecycle import RevocationReason
 from ca.profiles import SubjectKind
@@ -26,7 +22,7 @@ from ca.subjects import SubjectIdentity
 from eauth.errors import InvalidInput, LoginFailed, ServiceUnreachable
 from store.ca_store import SqlCaStore
 from tests.api.holders import registrar
-from tests.helpers import citizen_id
+from tests.helpers import citizen_id, served
 
 PASSWORD = "holder pkcs12 password"
 REPO = Path(__file__).resolve().parents[2]
@@ -34,20 +30,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def base_url(platform) -> Iterator[str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(platform=platform), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(30)
+    """The app served by uvicorn in a thread, on a free port."""
+    with served(platform) as url:
+        yield url
 
 
 def pkcs12_holder(platform, directory: Path) -> tuple[Path, str]:

@@ -8,10 +8,7 @@ from __future__ import annotations
 import base64
 import os
 import re
-import socket
 import subprocess
-import threading
-import time
 import urllib.parse
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -20,20 +17,18 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 
-from api.http import create_app
 from ca.lifecycle import CertificateLifecycle, RevocationReason
 from ca.profiles import SubjectKind
 from ca.records import Actor, CertificateRecord
 from ca.subjects import SubjectIdentity
 from store.ca_store import SqlCaStore
 from tests.conftest import require_tool
-from tests.helpers import citizen_id, credit_code, ec_csr
+from tests.helpers import citizen_id, credit_code, ec_csr, served
 
 MALFORMED = bytes.fromhex("3003 0a01 01")
 OCSP_RESPONSE = "application/ocsp-response"
@@ -42,20 +37,8 @@ OCSP_RESPONSE = "application/ocsp-response"
 @pytest.fixture(scope="module")
 def base_url(platform) -> Iterator[str]:
     """The app served by uvicorn in a thread, on a free port."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(platform=platform), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(30)
+    with served(platform) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

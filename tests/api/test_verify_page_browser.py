@@ -5,15 +5,12 @@ would block one.)"""
 from __future__ import annotations
 
 import subprocess
-import threading
-import time
 
 import pytest
-import uvicorn
 from PIL import Image
 
-from api.http import create_app
 from tests.api.test_verify_qr import issued, token_of
+from tests.helpers import served
 from tests.conftest import require_seal_font, require_tool
 
 GREEN, RED = (0x1B, 0x7F, 0x3B), (0xB0, 0x00, 0x20)
@@ -22,18 +19,8 @@ GREEN, RED = (0x1B, 0x7F, 0x3B), (0xB0, 0x00, 0x20)
 @pytest.fixture(scope="module")
 def server(platform):
     """The app on a free local port, as a browser reaches it."""
-    config = uvicorn.Config(create_app(platform=platform), host="127.0.0.1", port=0, log_level="warning")
-    instance = uvicorn.Server(config)
-    thread = threading.Thread(target=instance.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if instance.started:
-            break
-        time.sleep(0.05)
-    port = instance.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    instance.should_exit = True
-    thread.join(10)
+    with served(platform) as url:
+        yield url
 
 
 def screenshot(url: str, path, width: int = 390, height: int = 844) -> Image.Image:
