@@ -15,7 +15,6 @@ from sqlalchemy import delete, func, select, update
 from store import audit
 from store.db import Database
 from store.models import AuditCheckpoint, AuditEntry, AuditHead
-from tests.conftest import fresh_database
 
 KEY = ec.generate_private_key(ec.SECP256R1())
 
@@ -31,16 +30,6 @@ def _good(checkpoint: audit.Checkpoint) -> bool:
     except InvalidSignature:
         return False
     return True
-
-
-@pytest.fixture
-def db(tmp_path):
-    urls = fresh_database(tmp_path)
-    database = Database(next(urls))
-    database.migrate()
-    yield database
-    database.dispose()
-    urls.close()
 
 
 def _fill(db: Database, count: int, *, checkpoint_at: int | None = None) -> None:

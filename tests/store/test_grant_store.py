@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-from store.db import Database
 from store.models import Base
-from tests.conftest import fresh_database
 
 TABLES = {"license_grants", "license_grant_accesses"}
-
-
-@pytest.fixture
-def db(tmp_path):
-    urls = fresh_database(tmp_path)
-    database = Database(next(urls))
-    database.migrate()
-    yield database
-    database.dispose()
-    urls.close()
 
 
 def _ours(diff: tuple) -> bool:
