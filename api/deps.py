@@ -19,22 +19,6 @@ async def platform(request: Request) -> Platform:
     return request.app.state.platform
 
 
-def scoped(scope: str) -> Callable[..., AccessToken]:
-    """A dependency that authenticates the bearer token and requires ``scope``."""
-
-    async def dependency(
-        credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
-        p: Platform = Depends(platform),
-    ) -> AccessToken:
-        if credentials is None:
-            raise InvalidToken("missing bearer access token")
-        token = p.tokens.verify(credentials.credentials)
-        token.require(scope)
-        return token
-
-    return dependency
-
-
 async def authenticated(
     credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
     p: Platform = Depends(platform),
@@ -43,3 +27,13 @@ async def authenticated(
     if credentials is None:
         raise InvalidToken("missing bearer access token")
     return p.tokens.verify(credentials.credentials)
+
+
+def scoped(scope: str) -> Callable[..., AccessToken]:
+    """A dependency that authenticates the bearer token and requires ``scope``."""
+
+    async def dependency(token: AccessToken = Depends(authenticated)) -> AccessToken:
+        token.require(scope)
+        return token
+
+    return dependency
