@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 from jwt.algorithms import ECAlgorithm
 
 from api.documents import sealer
@@ -69,11 +72,16 @@ def set_seal_image(platform: Platform, agency_id: int, image: bytes, *, actor: s
     return key
 
 
-def qr_public_keys(platform: Platform) -> dict:
+def qr_public_keys(platform: Platform) -> Mapping[str, EllipticCurvePublicKey]:
     """The platform's own QR token keys, by kid (what its trust bundle publishes; the keys of imported
-    platforms are ``api.mutual.imported(platform).qr_keys``)."""
+    platforms are ``api.mutual.imported(platform).qr_keys``). Kept per platform: the key is fixed once
+    ``eauth init`` made it, and its thumbprint was a tenth of a QR verification's CPU time."""
+    return platform.kept(_own_qr_keys)
+
+
+def _own_qr_keys(platform: Platform) -> Mapping[str, EllipticCurvePublicKey]:
     public_key = platform.keys.signer(QR_KEY_LABEL).public_key
-    return {qr_key_id(public_key): public_key}
+    return MappingProxyType({qr_key_id(public_key): public_key})
 
 
 def qr_jwks(platform: Platform) -> dict:
