@@ -18,6 +18,7 @@ from rich.table import Table
 
 from api.cli_audit import audit_app
 from api.cli_backup import backup_command, restore_command
+from api.cli_documents import documents_app
 from api.cli_licenses import license_app, seal_image_command
 from api.cli_login import login_command, login_keys_app
 from api.cli_verify import trust_app, verify_command
@@ -48,6 +49,7 @@ app.command("backup")(backup_command)
 app.command("restore")(restore_command)
 app.command("login")(login_command)
 app.add_typer(login_keys_app, name="login-keys")
+app.add_typer(documents_app, name="documents")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -371,6 +373,9 @@ def sign(
             f.write(signed)
     except FileExistsError:
         raise InvalidInput(f"{target} already exists; not overwriting it") from None
+    except OSError as exc:  # a full disk: no truncated PDF left behind
+        target.unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror, str(target)) from None
     record_signing(p, actor="operator", seal=seal, pdf=file.read_bytes(), signed=signed, level=level)
     out.print(f"sealed with {escape(spec.name)} ({level}{', certified ' + certify if certify else ''}): "
               f"{escape(str(target))}", highlight=False)

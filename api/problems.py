@@ -7,9 +7,12 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from eauth.errors import EauthError, ErrorKind, InvalidToken
+from store.db import database_error
 
 log = logging.getLogger("eauth.api")
 
@@ -50,6 +53,17 @@ def install(app: FastAPI) -> None:
     async def domain_error(request: Request, exc: EauthError) -> JSONResponse:
         return problem(STATUS[exc.kind], exc.code, exc.title, exc.detail, bearer=isinstance(exc, InvalidToken),
                        instance=request.url.path, **exc.extra)
+
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(PoolTimeout)
+    async def database_failure(request: Request, exc: Exception) -> JSONResponse:
+        """A database error that escaped ``Database.session``/``transaction`` (a bare ``engine.connect``):
+        an unreachable or restarting server is 503 with Retry-After like any UNAVAILABLE error."""
+        mapped = database_error(exc)
+        if mapped is None:
+            return await unexpected(request, exc)
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, mapped.detail)
+        return await domain_error(request, mapped)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -271,3 +271,8 @@ RestoreTargetNotEmpty = _error(
     "RestoreTargetNotEmpty", "restore_target_not_empty", ErrorKind.CONFLICT,
     "A restore needs an empty data dir and an empty database",
 )
+
+# Infrastructure faults (docs/resilience.md)
+DatabaseUnavailable = _error(
+    "DatabaseUnavailable", "database_unavailable", ErrorKind.UNAVAILABLE, "Database unavailable",
+)  # unreachable, restarting, connection lost, busy or locked: retry after Retry-After (with the same request key)

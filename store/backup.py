@@ -51,12 +51,11 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError, StatementError
 
 from eauth.errors import BackupFailed, BackupInvalid, NotInitialized, RestoreTargetNotEmpty
+from store.blobs import BLOB_COLUMNS  # every blob they name must be in the backup
 from store.db import DatabaseUnavailable
 
 FORMAT, VERSION = "eauth-backup", 1
 _MIGRATIONS = Path(__file__).with_name("migrations")
-#: Columns holding blob-store keys: every blob they name must be in the backup.
-BLOB_COLUMNS = {"license_versions": ("pdf_sha256",), "agencies": ("seal_image_sha256",)}
 _BLOB_NAME = re.compile(r"^documents/([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{64})$")
 _MEMBER = re.compile(r"^(manifest\.json|config\.json|db/[a-z0-9_]+\.jsonl|keys/[a-z0-9_-][a-z0-9._-]*)$")
 _BATCH = 500

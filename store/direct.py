@@ -30,6 +30,10 @@ class KeptConnections:
         self._opened: list = []
         self._lock = threading.Lock()
 
+    def kept(self) -> bool:
+        """Whether this thread holds a connection already (one that may have been broken since)."""
+        return getattr(self._local, "connection", None) is not None
+
     def connection(self):
         connection = getattr(self._local, "connection", None)
         if connection is None:
@@ -78,18 +82,27 @@ class DirectQuery:
                             for c in statement.selected_columns]
 
     def rows(self, **values) -> list[list]:
-        """Every row, each value as SQLAlchemy would return it; DatabaseUnavailable on a driver error."""
+        """Every row, each value as SQLAlchemy would return it; DatabaseUnavailable on a driver error.
+
+        A kept connection the server dropped since its last use (a restart) fails its next statement:
+        the read is tried once more on a new connection, so a database back up serves again at once."""
         params = [values[name] for name in self._positions] if self._positions else values
         connections = self._connections
-        try:
-            cursor = connections.connection().cursor()
+        retry = connections.kept()
+        while True:
             try:
-                cursor.execute(self._sql, params)
-                rows = cursor.fetchall()
-            finally:
-                cursor.close()
-        except (connections.driver_error, DBAPIError) as exc:  # the driver's own, or SQLAlchemy's when connecting
-            connections.drop()
-            raise DatabaseUnavailable(f"database error: {exc}") from None
+                cursor = connections.connection().cursor()
+                try:
+                    cursor.execute(self._sql, params)
+                    rows = cursor.fetchall()
+                finally:
+                    cursor.close()
+                break
+            except (connections.driver_error, DBAPIError) as exc:  # the driver's, or SQLAlchemy's when connecting
+                connections.drop()
+                if not retry:
+                    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                    raise DatabaseUnavailable(f"database error: {first_line}") from None
+                retry = False
         processors = self._processors
         return [[v if p is None or v is None else p(v) for p, v in zip(processors, row)] for row in rows]

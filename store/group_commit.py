@@ -12,7 +12,10 @@ would have to win the GIL back from the busy loop for every statement (Python ha
 ms), which made each batch wait tens of milliseconds. The write blocks the loop as briefly as the
 registry lookups the same requests already make.
 
-If a batch fails, each of its items is retried alone, so one bad item fails only its own caller.
+If a batch fails, each of its items is retried alone, so one bad item fails only its own caller; if it
+failed because the database is unreachable or the disk full (``store.db.database_error``), the whole
+batch fails at once: its transaction rolled back, nothing of it written, every caller told
+(503, retry), and no item alone tries again (each would wait up to the connect timeout, on the loop).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from weakref import WeakKeyDictionary
 
 from sqlalchemy.engine import Connection
 
+from eauth.errors import DatabaseUnavailable, StorageFull
 from store.db import Database
 
 T = TypeVar("T")
@@ -62,8 +66,9 @@ class GroupCommit(Generic[T]):
             with self._db.transaction() as connection:
                 self._write(connection, [item for item, _ in batch])
         except Exception as exc:
-            if len(batch) == 1:
-                _settle(batch[0][1], exc)
+            if len(batch) == 1 or isinstance(exc, DatabaseUnavailable | StorageFull):
+                for _, future in batch:
+                    _settle(future, exc)
             else:  # find which item failed: each alone
                 for one in batch:
                     self._commit([one])
