@@ -12,8 +12,11 @@ when the current one is due, or by ``eauth crl publish``.
 
 cRLNumber is allocated in the short transaction that stores the CRL, by an UPDATE of the CA's row,
 so concurrent publishers (several API processes, a cron job) never reuse a number: the database
-serialises them. The entries are read before, in their own transaction, so that the lock is held for
-the signing and the write only, not for the read of a million rows.
+serialises them. The entries are read after the number is allocated, in that transaction: a
+publisher that read them before, in a transaction of its own, could be overtaken by one that read
+later and stored first, and then store under the higher number a CRL without the revocations listed
+under the lower one. Holding the lock for the read blocks only other publishers on PostgreSQL; on
+SQLite, writers wait for the read too (a second or so with a million entries, once per CRL).
 """
 
 from __future__ import annotations
@@ -175,21 +178,22 @@ class CrlPublisher:
         stored a newer one, or (``only_if_due``) the stored one is no longer due."""
         with transaction() as store:
             authority = _crl_issuer(store, issuer)
-            # thisUpdate is taken before the entries are read: every status change before it is listed.
-            this_update = self.clock()
-            chunks, count = [], 0
-            for batch in store.revocation_entries(issuer):
-                chunks.append(b"".join(batch))
-                count += len(batch)
-        next_update = this_update + self.policy.validity
         signer = self.keys.signer(authority.key_label)
         try:
             with transaction() as store:
+                # thisUpdate is taken before the entries are read: every status change before it is listed.
+                this_update = self.clock()
+                next_update = this_update + self.policy.validity
                 number, previous = store.allocate_crl_number(issuer, this_update=this_update, next_update=next_update)
                 if previous is not None and (
                     previous.this_update > this_update or (only_if_due and not self.policy.due(previous, self.clock()))
                 ):
                     raise _Superseded  # rolls the allocation back
+                # The entries are read holding the number: publishers read in the order of their numbers.
+                chunks, count = [], 0
+                for batch in store.revocation_entries(issuer):
+                    chunks.append(b"".join(batch))
+                    count += len(batch)
                 der = build_crl(authority, signer, number=number, this_update=this_update,
                                 next_update=next_update, entries=chunks)
                 del chunks

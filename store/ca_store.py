@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from ca.profiles import profile
 from ca.records import Actor, AuthorityRecord, CertificateRecord, StatusChange, SubjectRecord
 from store import audit
 from store.models import Authority, Certificate, OcspResponse, Subject
@@ -28,7 +29,11 @@ _SUBJECT_BY_INDEX = select(_SUBJECTS).where(
 )
 _CERTIFICATE_BY_SERIAL = select(_CERTIFICATES).where(_CERTIFICATES.c.serial == bindparam("serial"))
 _INSERT_CERTIFICATE = insert(_CERTIFICATES)
+#: SQLite's stand-in for FOR UPDATE: a write that changes nothing, to take the write lock (see below).
+_LOCK_CERTIFICATE = (update(_CERTIFICATES).where(_CERTIFICATES.c.serial == bindparam("locked_serial"))
+                     .values(status=_CERTIFICATES.c.status))
 _STATUS_ACTIONS = {"revoked": "revoke", "suspended": "suspend", "valid": "reinstate"}
+_AGENCY_SEAL_ISSUER = profile("agency-seal").issuer
 
 
 def _actor(actor: Actor) -> str:
@@ -125,8 +130,14 @@ class SqlCaStore:
 
     def certificate_for_update(self, serial: str) -> CertificateRecord | None:
         serial = serial.lower().lstrip("0") or "0"
-        # FOR UPDATE on PostgreSQL; SQLite has no row locks (its one writer at a time serialises changes).
-        row = self.session.execute(_CERTIFICATE_BY_SERIAL.with_for_update(), {"serial": serial}).first()
+        if self._dialect() == "sqlite":
+            # SQLite has no row locks, and pysqlite begins a transaction only at its first write: a read
+            # first would let another writer change the row before this one's update (two revocations
+            # of one certificate). A write first takes the database's write lock until the commit.
+            self.session.execute(_LOCK_CERTIFICATE, {"locked_serial": serial})
+            row = self.session.execute(_CERTIFICATE_BY_SERIAL, {"serial": serial}).first()
+        else:
+            row = self.session.execute(_CERTIFICATE_BY_SERIAL.with_for_update(), {"serial": serial}).first()
         return _certificate(row) if row else None
 
     def set_status(self, change: StatusChange, *, actor: Actor) -> None:
@@ -154,10 +165,13 @@ class SqlCaStore:
         return [_certificate(r) for r in rows]
 
     def agency_seal(self, agency_id: int, *, now: datetime) -> CertificateRecord | None:
-        """The agency's newest valid, unexpired agency-seal certificate with a platform-kept key."""
+        """The agency's newest valid, unexpired agency-seal certificate with a platform-kept key. By its
+        issuing CA too: ix_certificates_issuer_status then reads the seal CA's valid certificates, not
+        every citizen's (a sequential scan, ~0.5 s with a million certificates, on every license)."""
         row = self.session.execute(
             select(_CERTIFICATES)
-            .where(_CERTIFICATES.c.requested_by == agency_id, _CERTIFICATES.c.profile == "agency-seal",
+            .where(_CERTIFICATES.c.issuer == _AGENCY_SEAL_ISSUER, _CERTIFICATES.c.requested_by == agency_id,
+                   _CERTIFICATES.c.profile == "agency-seal",
                    _CERTIFICATES.c.status == "valid", _CERTIFICATES.c.key_label.is_not(None),
                    _CERTIFICATES.c.not_after > now)
             .order_by(_CERTIFICATES.c.not_before.desc(), _CERTIFICATES.c.created_at.desc())

@@ -174,7 +174,13 @@ class SqlLicenseStore:
 
     def license(self, license_id: str, *, for_update: bool = False) -> LicenseRecord | None:
         query = select(_LICENSES).where(_LICENSES.c.id == license_id)
-        if for_update:
+        if for_update and self._dialect() == "sqlite":
+            # No row locks, and pysqlite begins a transaction only at its first write: a read first
+            # would let another writer change the license before this one's update (two amendments
+            # of one version, two revocations). A write first takes the database's write lock.
+            self.session.execute(update(_LICENSES).where(_LICENSES.c.id == license_id)
+                                 .values(status=_LICENSES.c.status))
+        elif for_update:
             query = query.with_for_update()
         row = self.session.execute(query).first()
         return _license(row) if row is not None else None
