@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from api import pool, problems, schedule
 from api.limits import BodySizeLimit
+from api.openapi import document_problems
 from api.platform import Platform
 from api.routes import certificates, crl, documents, imports, licenses, ocsp, oauth, public, tsa, verify, verify_pdf
 from api.routes import trust, verify_certificate
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     )
     app.state.platform = opened
     problems.install(app)
+    document_problems(app)
     # The routes go straight into the app's own table, hot paths first (the router tries them in order:
     # OCSP, then QR verification). Not include_router: FastAPI 0.16x keeps each included router as a
     # nested matcher that is walked twice per request, which measured ~60 % of a trivial request's CPU

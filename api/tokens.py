@@ -94,7 +94,14 @@ class TokenService:
             raise InvalidToken("access token expired") from None
         except jwt.InvalidTokenError as exc:
             raise InvalidToken(f"access token invalid: {exc}") from None
-        return AccessToken(claims["sub"], int(claims["agency"]), frozenset(claims["scope"].split()), claims["exp"])
+        if not (isinstance(claims["sub"], str) and isinstance(claims["scope"], str) and _integer(claims["agency"])
+                and _integer(claims["exp"])):
+            raise InvalidToken("access token invalid: sub and scope must be strings, agency and exp integers")
+        return AccessToken(claims["sub"], claims["agency"], frozenset(claims["scope"].split()), claims["exp"])
 
     def jwks(self) -> dict:
         return {"keys": [self.jwk]}
+
+
+def _integer(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

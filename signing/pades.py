@@ -25,6 +25,7 @@ import functools
 import hashlib
 import logging
 import uuid
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from io import BytesIO
@@ -251,6 +252,11 @@ _SHA256 = algos.DigestAlgorithm({"algorithm": "sha256"}).dump()
 # --- input checks ----------------------------------------------------------------------------------
 
 
+#: What pyHanko raises on a corrupt document (found by tests/fuzz/test_pdf_fuzz.py).
+_BROKEN = (PdfError, ValueError, LookupError, TypeError, AttributeError, AssertionError, ArithmeticError,
+           RecursionError, NotImplementedError, zlib.error)
+
+
 def _reader(pdf: bytes) -> PdfFileReader:
     if not pdf.lstrip()[:5] == b"%PDF-" and b"%PDF-" not in pdf[:1024]:
         raise NotAPdf("the document does not start with a %PDF- header")
@@ -259,7 +265,7 @@ def _reader(pdf: bytes) -> PdfFileReader:
         encrypted = reader.encrypted
         if not encrypted:
             reader.root["/Pages"]  # the trailer and catalog parse
-    except (PdfError, ValueError, KeyError, TypeError, IndexError) as exc:
+    except _BROKEN as exc:
         raise NotAPdf(f"the document cannot be read as a PDF: {exc}") from None
     if encrypted:
         raise EncryptedPdf("the PDF is encrypted: decrypt it before it is sealed")
@@ -291,8 +297,13 @@ def _check(reader: PdfFileReader, appearance: Appearance | None) -> None:
         )
 
 
+_MAX_PAGE_TREE_DEPTH = 256
+
+
 def _inherited(page: generic.DictionaryObject, key: str):
-    while page is not None:
+    for _ in range(_MAX_PAGE_TREE_DEPTH):  # a /Parent cycle in a hostile file would otherwise loop forever
+        if page is None:
+            return None
         if key in page:
             return [float(v) for v in page[key]]
         parent = page.get("/Parent")
@@ -459,6 +470,14 @@ async def async_sign_pdf(
     if level != "B-B" and seal.timestamper is None:
         raise InvalidInput(f"PAdES {level} needs a timestamper")
     reader = _reader(pdf)
+    try:
+        return await _sign(reader, seal=seal, level=level, certify=certify, appearance=appearance)
+    except _BROKEN as exc:  # pyHanko reads lazily: a broken object surfaces wherever it is first touched
+        raise NotAPdf(f"the PDF's structure is broken: {type(exc).__name__}: {exc}"[:500]) from None
+
+
+async def _sign(reader: PdfFileReader, *, seal: SealSpec, level: Level, certify: Certify | None,
+                appearance: Appearance | None) -> bytes:
     _check(reader, appearance)
     style = _stamp_style(appearance, seal.name) if appearance is not None else None
     field_name = f"Seal-{uuid.uuid4().hex[:12]}"

@@ -22,8 +22,9 @@ from store.agencies import add_agency, add_client
 from tests.helpers import PASSPHRASE
 
 REQUIRE_INTEROP = os.environ.get("EAUTH_REQUIRE_INTEROP") == "1"
-# The platform's own settings come from each test, never from the shell that runs the suite.
-for _name in [n for n in os.environ if n.startswith("EAUTH_")]:
+# The platform's own settings come from each test, never from the shell that runs the suite (the
+# harness's own EAUTH_FUZZ_* knobs, docs/fuzzing.md, are not platform settings).
+for _name in [n for n in os.environ if n.startswith("EAUTH_") and not n.startswith("EAUTH_FUZZ_")]:
     if _name not in ("EAUTH_TEST_DATABASE_URL", "EAUTH_REQUIRE_INTEROP"):
         del os.environ[_name]
 

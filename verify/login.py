@@ -159,6 +159,9 @@ def verify_login_token(token: str, *, keys: LoginKeySource, audience: str | Sequ
         raise InvalidLoginToken(f"login token invalid: {exc}", reason="malformed") from None
     if not isinstance(claims["exp"], int) or not isinstance(claims["iat"], int):
         raise InvalidLoginToken("login token exp and iat must be integers", reason="malformed")
+    if not all(isinstance(claims[name], str) for name in ("iss", "sub", "jti", "id_kind", "cert_serial")):
+        raise InvalidLoginToken("login token iss, sub, jti, id_kind and cert_serial must be strings",
+                                reason="malformed")
     if claims["exp"] <= moment:
         raise LoginTokenExpired(f"login token expired at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(claims['exp']))}",
                                 reason="expired")
