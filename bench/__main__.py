@@ -17,8 +17,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench import (ca_bench, crl_bench, import_bench, license_bench, ocsp_bench, pades_bench, render_bench, tsa_bench,
-                   verify_bench, verify_qr_bench)
+from bench import (ca_bench, crl_bench, growth_bench, import_bench, license_bench, ocsp_bench, pades_bench, render_bench,
+                   tsa_bench, verify_bench, verify_qr_bench)
 
 RESULTS = Path(__file__).with_name("results")
 
@@ -45,7 +45,7 @@ def main() -> None:
     args = parser.parse_args()
 
     modules = (ca_bench, tsa_bench, crl_bench, ocsp_bench, pades_bench, render_bench, license_bench, import_bench,
-               verify_bench, verify_qr_bench)
+               verify_bench, verify_qr_bench, growth_bench)
     figures = [Figure(**f) for module in modules for f in module.run(seconds=args.seconds)]
     table = Table(title=f"eauth benchmarks ({os.cpu_count()} cores, {host.python_implementation()} {host.python_version()})")
     for column in ("figure", "ours", "baseline", "ratio", "target", "met"):
