@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from api import pool, problems, schedule
 from api.limits import BodySizeLimit
+from api.ratelimit import RateLimit
 from api.openapi import document_problems
 from api.platform import Platform
 from api.routes import certificates, crl, documents, imports, licenses, ocsp, oauth, public, tsa, verify, verify_pdf
@@ -50,6 +51,8 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     for module in (ocsp, verify, oauth, certificates, public, tsa, crl, documents, licenses, imports, verify_pdf,
                    trust, verify_certificate, login, me, presentations, audit, grants):
         app.router.routes.extend(module.router.routes)
+    app.add_middleware(RateLimit, platform=opened, per_client=settings.rate_limit_per_client_per_minute,
+                       per_address=settings.rate_limit_per_address_per_minute)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes,
                        per_path={documents.SIGN_PATH: settings.max_document_bytes,
                                  imports.PATH: settings.max_document_bytes,

@@ -57,6 +57,14 @@ class Settings(BaseSettings):
         20 << 20, ge=1024, description="Largest request body of POST /api/v1/documents/sign (the PDF, the seal "
         "image and the multipart framing); every other route keeps max_request_bytes.",
     )
+    rate_limit_per_client_per_minute: int = Field(
+        120_000, ge=0, description="Requests a minute admitted per agency API client (its OAuth client id), "
+        "across every process and node; 0: not limited.",
+    )
+    rate_limit_per_address_per_minute: int = Field(
+        60_000, ge=0, description="Requests a minute admitted per remote address for callers without an agency "
+        "token (public endpoints, holders), across every process and node; 0: not limited.",
+    )
     signing_processes: int = Field(
         0, ge=0, description="Worker processes of each API process that sign PDFs (POST /api/v1/documents/sign); "
         "0: one per CPU.",

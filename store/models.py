@@ -471,3 +471,13 @@ class TrustedPlatform(Base):
     base_url: Mapped[str | None] = mapped_column(String(300))
     bundle: Mapped[str] = mapped_column(Text)
     imported_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class RateLimitWindow(Base):
+    """Requests admitted per client in one fixed window, shared by every process (``store.rate_limits``)."""
+
+    __tablename__ = "rate_limit_windows"
+
+    client: Mapped[str] = mapped_column(String(120), primary_key=True)  # "client:<id>" or "address:<ip>"
+    window: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # window start, seconds since the epoch
+    admitted: Mapped[int] = mapped_column(Integer)
