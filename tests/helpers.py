@@ -92,3 +92,46 @@ def served(platform) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(30)
+
+
+@contextmanager
+def eauth_serve(env: dict[str, str], *, workers: int = 1, cwd=None, log=None) -> Iterator[tuple[object, str]]:
+    """``eauth serve`` as a process group of its own (its workers in their own processes), on a free
+    port with ``env``: (the process, its base URL) once /healthz answers; stopped with SIGTERM, then
+    SIGKILL. ``log``: a file for its stderr (read when it dies before answering)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    eauth = str(Path(sys.executable).with_name("eauth"))
+    stderr = open(log, "a") if log else subprocess.DEVNULL
+    process = subprocess.Popen([eauth, "serve", "--port", str(port), "--workers", str(workers)], cwd=cwd, env=env,
+                               stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert process.poll() is None, Path(log).read_text() if log else "eauth serve exited"
+            assert time.monotonic() < deadline, "eauth serve did not start"
+            try:
+                if httpx.get(url + "/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        yield process, url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        if log:
+            stderr.close()

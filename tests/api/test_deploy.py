@@ -9,13 +9,9 @@ from __future__ import annotations
 import base64
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -29,7 +25,7 @@ from cryptography.x509 import ocsp
 from api.holder import PLATFORM_AUDIENCE
 from licenses.catalog import DRIVING_LICENCE_CODE
 from tests.conftest import fresh_database, require_seal_font, require_tool
-from tests.helpers import citizen_id, ec_csr
+from tests.helpers import citizen_id, eauth_serve, ec_csr
 from tests.licenses.test_issuance import driver
 from verify.login import challenge_message
 
@@ -37,12 +33,6 @@ pytestmark = pytest.mark.interop
 
 EAUTH = str(Path(sys.executable).with_name("eauth"))
 PUBLIC_BASE_URL = "https://eauth.example.gov.cn"  # the load balancer's address, as every node is told
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -69,36 +59,9 @@ def deployment(softhsm_token, tmp_path_factory) -> Iterator[dict[str, str]]:
     databases.close()
 
 
-@contextmanager
-def node(env: dict[str, str], *, workers: int) -> Iterator[str]:
-    """``eauth serve`` as a process of its own (its workers in their own processes); its base URL."""
-    port = _free_port()
-    process = subprocess.Popen([EAUTH, "serve", "--port", str(port), "--workers", str(workers)], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert process.poll() is None, process.stdout.read()
-            assert time.monotonic() < deadline, "the node did not start"
-            try:
-                if httpx.get(url + "/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
 @pytest.fixture(scope="module")
 def nodes(deployment) -> Iterator[tuple[httpx.Client, httpx.Client]]:
-    with node(deployment, workers=2) as a, node(deployment, workers=1) as b:
+    with eauth_serve(deployment, workers=2) as (_, a), eauth_serve(deployment, workers=1) as (_, b):
         with httpx.Client(base_url=a, timeout=60) as first, httpx.Client(base_url=b, timeout=60) as second:
             yield first, second
 

@@ -6,12 +6,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,7 +21,7 @@ from sqlalchemy import create_engine, select
 
 from store.models import LicenseVersion
 from tests.conftest import REQUIRE_INTEROP, require_seal_font
-from tests.helpers import PASSPHRASE
+from tests.helpers import PASSPHRASE, eauth_serve
 
 EAUTH = str(Path(sys.executable).with_name("eauth"))
 POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -137,29 +135,8 @@ class Deployment:
 
     @contextmanager
     def serve(self, *, workers: int = 1) -> Iterator[Node]:
-        port = free_port()
-        process = subprocess.Popen([EAUTH, "serve", "--port", str(port), "--workers", str(workers)], cwd=self.root,
-                                   env=self.env, stdout=subprocess.DEVNULL, stderr=open(self.root / "serve.log", "a"),
-                                   start_new_session=True)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 90
-            while True:
-                assert process.poll() is None, (self.root / "serve.log").read_text()
-                assert time.monotonic() < deadline, "eauth serve did not start"
-                try:
-                    if httpx.get(url + "/healthz", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.2)
+        with eauth_serve(self.env, workers=workers, cwd=self.root, log=self.root / "serve.log") as (process, url):
             yield Node(process, url)
-        finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
 
     def agency_headers(self, client: httpx.Client) -> dict[str, str]:
         """A bearer token of the demo agency's client (every scope)."""
