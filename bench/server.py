@@ -12,6 +12,9 @@ from contextlib import contextmanager
 
 import httpx
 
+UNLIMITED = {"EAUTH_RATE_LIMIT_PER_CLIENT_PER_MINUTE": "0", "EAUTH_RATE_LIMIT_PER_ADDRESS_PER_MINUTE": "0",
+             "EAUTH_RATE_LIMIT_PER_HOLDER_PER_MINUTE": "0", "EAUTH_RATE_LIMIT_REVOCATION_PER_ADDRESS_PER_MINUTE": "0"}
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -22,12 +25,13 @@ def free_port() -> int:
 @contextmanager
 def serve(settings_env: dict[str, str], *, workers: int = 2) -> Iterator[str]:
     """Run `eauth serve --workers N` with ``settings_env``; yields its base URL once /healthz answers,
-    and stops it afterwards."""
+    and stops it afterwards. Rate limiting is off unless ``settings_env`` sets it: a benchmark is one
+    client at thousands of requests a second (docs/limits.md)."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", str(workers)],
-        env=os.environ | settings_env | {"EAUTH_PUBLIC_BASE_URL": base},
+        env=os.environ | UNLIMITED | settings_env | {"EAUTH_PUBLIC_BASE_URL": base},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:

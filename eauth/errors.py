@@ -135,6 +135,10 @@ NoSealKey = _error(
     "NoSealKey", "no_seal_key", ErrorKind.INVALID,
     "No agency seal certificate with a platform-kept key for this agency", InvalidInput,
 )
+PdfTooComplex = _error(
+    "PdfTooComplex", "pdf_too_complex", ErrorKind.INVALID,
+    "The PDF has more pages or objects than the platform accepts", InvalidInput,
+)  # extra: limit ("pages" or "objects"), found, allowed (EAUTH_MAX_PDF_PAGES, EAUTH_MAX_PDF_OBJECTS)
 SigningUnavailable = _error(
     "SigningUnavailable", "signing_unavailable", ErrorKind.UNAVAILABLE, "Signing worker unavailable"
 )

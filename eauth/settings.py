@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from eauth.errors import KeyStoreLocked
 from eauth.oids import TSA_POLICY_V1
+from eauth.pdf_limits import DEFAULT_PDF_LIMITS
 
 
 class Settings(BaseSettings):
@@ -63,7 +64,25 @@ class Settings(BaseSettings):
     )
     rate_limit_per_address_per_minute: int = Field(
         60_000, ge=0, description="Requests a minute admitted per remote address for callers without an agency "
-        "token (public endpoints, holders), across every process and node; 0: not limited.",
+        "or a login token (public endpoints, the token and login endpoints), across every process and node; "
+        "0: not limited.",
+    )
+    rate_limit_per_holder_per_minute: int = Field(
+        6_000, ge=0, description="Requests a minute admitted per logged-in holder (the subject of a login "
+        "token), across every process and node; 0: not limited.",
+    )
+    rate_limit_revocation_per_address_per_minute: int = Field(
+        0, ge=0, description="Requests a minute admitted per remote address on the revocation endpoints (OCSP, "
+        "CRL, CA certificates), across every process and node; 0 (default): not limited, as relying parties "
+        "behind one NAT address poll them and their answers are cached (docs/limits.md).",
+    )
+    max_pdf_pages: int = Field(
+        DEFAULT_PDF_LIMITS.max_pages, ge=1, description="Most pages a PDF may have to be verified or signed (checked before the heavy "
+        "work); more: 400 pdf_too_complex.",
+    )
+    max_pdf_objects: int = Field(
+        DEFAULT_PDF_LIMITS.max_objects, ge=10, description="Most objects (cross-reference entries) a PDF may have to be verified or "
+        "signed; more: 400 pdf_too_complex.",
     )
     signing_processes: int = Field(
         0, ge=0, description="Worker processes of each API process that sign PDFs (POST /api/v1/documents/sign); "

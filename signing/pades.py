@@ -75,6 +75,7 @@ from eauth.errors import (
     SealBoxOffPage,
     SealFontMissing,
 )
+from eauth.pdf_limits import DEFAULT_PDF_LIMITS, PdfLimits, check_pdf_limits
 from keys.base import Signer
 from signing.timestamper import InProcessTimeStamper
 
@@ -459,10 +460,12 @@ async def async_sign_pdf(
     level: Level = "B-B",
     certify: Certify | None = None,
     appearance: Appearance | None = None,
+    limits: PdfLimits = DEFAULT_PDF_LIMITS,
 ) -> bytes:
     """``pdf`` with one more signature (incremental update) by ``seal`` at PAdES ``level``: a
     certification signature with DocMDP ``certify``, else an approval signature. Domain errors for a
-    document that can't be signed; nothing is returned half-written."""
+    document that can't be signed (PdfTooComplex over ``limits``, checked first); nothing is returned
+    half-written."""
     if level not in LEVELS:
         raise InvalidInput(f"unknown PAdES level {level!r}; use one of {', '.join(LEVELS)}")
     if certify is not None and certify not in CERTIFY:
@@ -471,6 +474,7 @@ async def async_sign_pdf(
         raise InvalidInput(f"PAdES {level} needs a timestamper")
     reader = _reader(pdf)
     try:
+        check_pdf_limits(reader, limits)
         return await _sign(reader, seal=seal, level=level, certify=certify, appearance=appearance)
     except _BROKEN as exc:  # pyHanko reads lazily: a broken object surfaces wherever it is first touched
         raise NotAPdf(f"the PDF's structure is broken: {type(exc).__name__}: {exc}"[:500]) from None
@@ -529,6 +533,8 @@ def sign_pdf(
     level: Level = "B-B",
     certify: Certify | None = None,
     appearance: Appearance | None = None,
+    limits: PdfLimits = DEFAULT_PDF_LIMITS,
 ) -> bytes:
     """``async_sign_pdf`` for code without a running event loop (CLI, worker processes, threads)."""
-    return asyncio.run(async_sign_pdf(pdf, seal=seal, level=level, certify=certify, appearance=appearance))
+    return asyncio.run(async_sign_pdf(pdf, seal=seal, level=level, certify=certify, appearance=appearance,
+                                      limits=limits))

@@ -90,6 +90,10 @@ def settings(tmp_path_factory, database_url) -> Settings:
         key_passphrase=PASSPHRASE,
         public_base_url="http://127.0.0.1:8000",
         signing_processes=2,  # the app's signing pool (spawned on demand, ~1 s a worker)
+        # Session-scoped fixtures hold tokens for the whole run, which on a busy CI machine outlasts the
+        # five- and ten-minute defaults; tests that check expiry read these settings.
+        access_token_ttl_seconds=3600,
+        login_token_ttl_seconds=3600,
     )
 
 

@@ -704,8 +704,7 @@ def test_served_by_several_workers_over_http(prepared, workers, threads, rounds)
     from api.audit import verify
     from concurrent.futures import ThreadPoolExecutor
     from store.agencies import add_client
-    from tests.api.test_deploy import node
-    from tests.helpers import citizen_id, ec_csr
+    from tests.helpers import citizen_id, eauth_serve, ec_csr
 
     platform, settings = prepared.platform, prepared.settings
     env = {**os.environ, "EAUTH_DATA_DIR": settings["data_dir"], "EAUTH_DATABASE_URL": settings["database_url"],
@@ -738,7 +737,7 @@ def test_served_by_several_workers_over_http(prepared, workers, threads, rounds)
     qr_tokens = contended(prepared, certificates=0, licenses=1).qr_tokens
     run_id = secrets.token_hex(4)  # request keys of this run only
     before = snapshot(platform)
-    with node(env, workers=workers) as url, httpx.Client(base_url=url, timeout=120) as http:
+    with eauth_serve(env, workers=workers) as (_, url), httpx.Client(base_url=url, timeout=120) as http:
         token = http.post("/api/v1/oauth/token", data={"grant_type": "client_credentials"},
                           auth=(client.client_id, secret))
         assert token.status_code == 200, token.text

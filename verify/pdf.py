@@ -24,9 +24,11 @@ What a signature is checked for, with pyHanko's validator (``pyhanko.sign.valida
 If a registry lookup is given, the document is looked up by the SHA-256 of the whole file: only
 the byte-identical file that was issued matches (a re-rendered or re-signed copy does not).
 
-Hostile input never raises anything but ``NotAPdf`` / ``EncryptedPdf``: a file too large, truncated,
-malformed or with streams decompressing beyond the limits (``DECODE_LIMITS``) comes back as a
-report with ``FORMAT_FAILURE``. This module imports nothing of the web layer or of storage: the
+Hostile input never raises anything but ``NotAPdf`` / ``EncryptedPdf``, and ``PdfTooComplex`` for a
+document with more pages or objects than ``limits`` (``eauth.pdf_limits``, checked once the
+cross-reference table is read, before any analysis): a file too large, truncated, malformed or with
+streams decompressing beyond the limits (``DECODE_LIMITS``) comes back as a report with
+``FORMAT_FAILURE``. This module imports nothing of the web layer or of storage: the
 registry and the certificate status are callables passed in.
 """
 
@@ -64,7 +66,8 @@ from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
 
-from eauth.errors import EncryptedPdf, NotAPdf
+from eauth.errors import EncryptedPdf, NotAPdf, PdfTooComplex
+from eauth.pdf_limits import DEFAULT_PDF_LIMITS, PdfLimits, check_pdf_limits
 
 Indication = Literal["TOTAL_PASSED", "TOTAL_FAILED", "INDETERMINATE"]
 PASSED, FAILED, INDETERMINATE = "TOTAL_PASSED", "TOTAL_FAILED", "INDETERMINATE"
@@ -282,13 +285,16 @@ class PdfReport:
 
 
 def verify_pdf(pdf: bytes, *, trust: TrustAnchors, registry: Registry | None = None,
-               status: CertificateStatus | None = None, now: datetime) -> PdfReport:
-    """The report on ``pdf`` (see the module doc). Raises only NotAPdf and EncryptedPdf."""
-    return asyncio.run(async_verify_pdf(pdf, trust=trust, registry=registry, status=status, now=now))
+               status: CertificateStatus | None = None, now: datetime,
+               limits: PdfLimits = DEFAULT_PDF_LIMITS) -> PdfReport:
+    """The report on ``pdf`` (see the module doc). Raises only NotAPdf, EncryptedPdf and PdfTooComplex."""
+    return asyncio.run(async_verify_pdf(pdf, trust=trust, registry=registry, status=status, now=now,
+                                        limits=limits))
 
 
 async def async_verify_pdf(pdf: bytes, *, trust: TrustAnchors, registry: Registry | None = None,
-                           status: CertificateStatus | None = None, now: datetime) -> PdfReport:
+                           status: CertificateStatus | None = None, now: datetime,
+                           limits: PdfLimits = DEFAULT_PDF_LIMITS) -> PdfReport:
     """``verify_pdf`` where an event loop runs. CPU-bound: prefer a worker process."""
     if now.utcoffset() is None:
         raise ValueError("now needs a time zone")
@@ -310,6 +316,12 @@ async def async_verify_pdf(pdf: bytes, *, trust: TrustAnchors, registry: Registr
             return _format_failure(base, f"the PDF cannot be read: {_describe(exc)}")
         if encrypted:
             raise EncryptedPdf("the PDF is encrypted: signatures in encrypted PDFs are not verified")
+        try:
+            check_pdf_limits(reader, limits)
+        except PdfTooComplex:
+            raise
+        except Exception as exc:  # no page tree, or a page count that is not a number
+            return _format_failure(base, f"the PDF cannot be read: {_describe(exc)}", revisions=revisions)
         try:
             return await _verify(reader, pdf, trust=trust, status=status, now=now, base=base,
                                  revisions=revisions)

@@ -105,8 +105,12 @@ def test_corpus(path: Path, our_trust):
 
 @pytest.fixture(scope="module")
 def issuing(platform):
-    """An agency of this module's own (its seal gets revoked here), with a seal image and the
-    driving-licence type."""
+    """An agency of this module's own, with a seal image and the driving-licence type."""
+    return new_issuing(platform)
+
+
+def new_issuing(platform):
+    """A new agency with its seal, a seal image and the driving-licence type: (agency, seal, type)."""
     require_seal_font()
     code = f"ver-{secrets.token_hex(4)}"
     with platform.db.session() as session:
@@ -176,7 +180,8 @@ def test_copy_that_is_not_the_issued_file_does_not_match(platform, license):
     assert "not the registry's copy" in report.registry.detail
 
 
-def test_seal_revoked_after_signing(platform, issuing):
+def test_seal_revoked_after_signing(platform):
+    issuing = new_issuing(platform)  # its own agency: the module's seal must stay valid for later tests
     issued, pdf = issue(platform, issuing)
     time.sleep(1.1)  # the timestamp is to the second: revoke clearly after it
     with platform.db.session() as session:
