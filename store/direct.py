@@ -20,7 +20,8 @@ from store.db import Database, DatabaseUnavailable
 
 
 class KeptConnections:
-    """One autocommit driver connection per thread, over a database's engine."""
+    """One autocommit driver connection per thread, over a database's engine. ``close`` closes them
+    all; a thread that queries afterwards opens a new one."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -28,40 +29,49 @@ class KeptConnections:
         self.driver_error = self.dialect.loaded_dbapi.Error
         self._local = threading.local()
         self._opened: list = []
+        self._generation = 0  # advanced by close(): a thread's connection from before is not used again
         self._lock = threading.Lock()
+
+    def _own(self):
+        kept = getattr(self._local, "kept", None)
+        return kept[1] if kept is not None and kept[0] == self._generation else None
 
     def kept(self) -> bool:
         """Whether this thread holds a connection already (one that may have been broken since)."""
-        return getattr(self._local, "connection", None) is not None
+        return self._own() is not None
 
     def connection(self):
-        connection = getattr(self._local, "connection", None)
+        connection = self._own()
         if connection is None:
             pooled = self.db.engine.raw_connection()  # runs the engine's connect hooks (SQLite pragmas)
             connection = pooled.driver_connection
             pooled.detach()  # ours until closed; the pool makes another if it needs one
             if self.dialect.name == "postgresql":
                 connection.autocommit = True  # a read, not a transaction left open between requests
-            self._local.connection = connection
             with self._lock:
+                self._local.kept = (self._generation, connection)
                 self._opened.append(connection)
         return connection
 
     def drop(self) -> None:
         """Forget this thread's connection (after a driver error: the next query reconnects)."""
-        connection = self._local.__dict__.pop("connection", None)
-        if connection is not None:
-            with self._lock:
-                self._opened.remove(connection)
-            try:
-                connection.close()
-            except self.driver_error:
-                pass
+        kept = self._local.__dict__.pop("kept", None)
+        if kept is None:
+            return
+        with self._lock:
+            if kept[1] not in self._opened:
+                return  # closed already by close()
+            self._opened.remove(kept[1])
+        try:
+            kept[1].close()
+        except self.driver_error:
+            pass
 
     def close(self) -> None:
         """Close the connections every thread kept."""
         with self._lock:
             opened, self._opened = self._opened, []
+            self._generation += 1
         for connection in opened:
             try:
                 connection.close()

@@ -55,7 +55,12 @@ class SqlGrantStore:
 
     def grant(self, grant_id: str, *, for_update: bool = False) -> GrantRecord | None:
         query = select(_GRANTS).where(_GRANTS.c.id == grant_id)
-        if for_update:
+        if for_update and self.connection.dialect.name == "sqlite":
+            # No row locks on SQLite, and pysqlite begins a transaction only at its first write: a write
+            # that changes nothing takes the write lock first, so two withdrawals cannot both read it open.
+            self.connection.execute(update(_GRANTS).where(_GRANTS.c.id == grant_id)
+                                    .values(withdrawn_at=_GRANTS.c.withdrawn_at))
+        elif for_update:
             query = query.with_for_update()
         row = self.connection.execute(query).first()
         return _grant(row) if row is not None else None

@@ -119,6 +119,27 @@ def test_service_refuses_others_licenses_and_grants(granted):
     assert service.withdraw(grantor, grant.id, now=now + timedelta(hours=1)).withdrawn_at == withdrawn.withdrawn_at
 
 
+def test_concurrent_withdrawals_withdraw_once(granted, platform):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import func, select
+
+    from store.models import AuditEntry
+
+    issued, grantor, agency, service = granted
+    now = datetime.now(timezone.utc)
+    grant, _ = service.create(grantor, license_identifier=issued.license.identifier, agency_code=agency.code,
+                              purpose="p", valid_until=now + timedelta(days=1), now=now)
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda n: service.withdraw(grantor, grant.id, now=now + timedelta(seconds=n)),
+                                range(8)))
+    assert len({r.withdrawn_at for r in results}) == 1  # the first withdrawal's time, whoever won
+    with platform.db.transaction() as connection:
+        entries = connection.execute(select(func.count()).where(
+            AuditEntry.subject == grant.id, AuditEntry.action == "grant.withdraw")).scalar_one()
+    assert entries == 1
+
+
 def test_a_license_expired_by_date_cannot_be_granted(granted):
     issued, grantor, agency, service = granted
     assert issued.license.valid_until is not None  # the driving licence expires by its validity rule

@@ -10,7 +10,6 @@ import hashlib
 import io
 import re
 import subprocess
-from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
