@@ -33,12 +33,17 @@ _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_la
 
 
 def problem(status: int, code: str, title: str, detail: str, *, bearer: bool = False, **extra) -> JSONResponse:
-    """The problem response; ``bearer`` marks a 401 for a bad bearer token (an access or a login token)."""
+    """The problem response; ``bearer`` marks a 401 for a bad bearer token (an access or a login token).
+    A 401 asks for Basic credentials only when the client's own were refused (the token endpoint): a
+    failed certificate login answers with the scheme that gets a login token, and never with Basic,
+    which makes a browser open a password dialog over the web page."""
     body = {"type": PROBLEM_TYPE_BASE + code, "title": title, "status": status, "detail": detail, "code": code}
     body.update({k: v for k, v in extra.items() if v is not None})
     headers = {}
     if status == 401:
-        headers["WWW-Authenticate"] = 'Bearer error="invalid_token"' if bearer else "Basic"
+        headers["WWW-Authenticate"] = ('Bearer error="invalid_token"' if bearer
+                                       else 'Basic realm="eauth"' if code == "invalid_client"
+                                       else 'Bearer realm="eauth"')
     if code == "insufficient_scope":
         headers["WWW-Authenticate"] = 'Bearer error="insufficient_scope"'
     if status == 503:

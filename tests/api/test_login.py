@@ -73,7 +73,9 @@ def test_challenge_is_single_use(api, platform):
             "signature": sign(holder.key, challenge_message(nonce=nonce, audience="eauth",
                                                             issuer=platform.settings.public_base_url))}
     assert api.post("/api/v1/auth/login", json=body).status_code == 200
-    assert_problem(api.post("/api/v1/auth/login", json=body), 401, "challenge_invalid")
+    replayed = api.post("/api/v1/auth/login", json=body)
+    assert_problem(replayed, 401, "challenge_invalid")
+    assert replayed.headers["www-authenticate"] == 'Bearer realm="eauth"'  # never Basic: no browser password dialog
 
 
 def test_unknown_and_expired_challenges_are_refused(api, platform, monkeypatch):

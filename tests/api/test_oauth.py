@@ -108,7 +108,7 @@ def test_token_with_a_subset_of_the_scopes(api, platform, client):
 
 def assert_invalid_client(response) -> dict:
     problem = assert_problem(response, 401, "invalid_client")
-    assert "WWW-Authenticate" in response.headers
+    assert response.headers["WWW-Authenticate"] == 'Basic realm="eauth"'
     assert "access_token" not in response.text
     return problem
 
