@@ -51,10 +51,12 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     for module in (ocsp, verify, oauth, certificates, public, tsa, crl, documents, licenses, imports, verify_pdf,
                    trust, verify_certificate, login, me, presentations, audit, grants):
         app.router.routes.extend(module.router.routes)
-    app.add_middleware(RateLimit, platform=opened, per_client=settings.rate_limit_per_client_per_minute,
-                       per_address=settings.rate_limit_per_address_per_minute,
-                       per_holder=settings.rate_limit_per_holder_per_minute,
-                       per_revocation_address=settings.rate_limit_revocation_per_address_per_minute)
+    limits = {"per_client": settings.rate_limit_per_client_per_minute,
+              "per_address": settings.rate_limit_per_address_per_minute,
+              "per_holder": settings.rate_limit_per_holder_per_minute,
+              "per_revocation_address": settings.rate_limit_revocation_per_address_per_minute}
+    if any(limits.values()):  # all 0: rate limiting is off, and costs nothing
+        app.add_middleware(RateLimit, platform=opened, **limits)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes,
                        per_path={documents.SIGN_PATH: settings.max_document_bytes,
                                  imports.PATH: settings.max_document_bytes,

@@ -1,7 +1,8 @@
 """Where the time of a benchmark's operation goes, for the targets that ``make bench`` does not meet:
 ``python -m bench.profile ca`` (one certificate issuance in process) and ``python -m bench.profile qr``
-(one QR verification through the ASGI app, next to ``/healthz`` and a bare FastAPI endpoint called
-the same way). Each prints the operation's time per call measured without the profiler, then, from a
+(one QR verification through the ASGI app, next to a bare FastAPI endpoint called the same way; not
+our sync routes such as ``/healthz``: 32 of them at once in one process measure the thread pool
+fighting over the GIL, not the route). Each prints the operation's time per call measured without the profiler, then, from a
 cProfile run, the cumulative time of the parts that matter, per call and as a share of the total.
 
 The shares come from the profiled run (the profiler inflates Python code more than C code, so the
@@ -221,10 +222,6 @@ def profile_qr(count: int) -> None:
              measure(lambda: platform.tokens.verify(access), count))
         each = CONCURRENCY
         show("baseline: bare FastAPI app, GET /ping (constant JSON)", measure(plain.get("/ping"), count, each=each))
-        show("GET /healthz on our app (a sync route: a thread hop, one database round trip)",
-             measure(ours.get("/healthz"), count, each=each))
-        show("GET /.well-known/jwks.json on our app (no database)",
-             measure(ours.get("/.well-known/jwks.json"), count, each=each))
         show("GET /api/v1/verify/qr/{token} on our app (scope verify, recorded)", measure(verify, count, each=each),
              breakdown(verify, count, QR_PARTS, each=each))
     finally:
