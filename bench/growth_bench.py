@@ -448,6 +448,16 @@ def _reachable(url: str) -> str | None:
         engine.dispose()
 
 
+def _shared_buffers(url: str) -> str:
+    """The server's ``shared_buffers``: at 1M rows the figures measure whether the registry fits in it."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return connection.exec_driver_sql("SHOW shared_buffers").scalar_one()
+    finally:
+        engine.dispose()
+
+
 def run(*, seconds: float, sizes: tuple[int, ...] = SIZES) -> list[dict]:
     url = os.environ.get("EAUTH_BENCH_DATABASE_URL", DEFAULT_URL)
     unreachable = _reachable(url)
@@ -457,6 +467,7 @@ def run(*, seconds: float, sizes: tuple[int, ...] = SIZES) -> list[dict]:
                  "target": f"≥ {TARGET_RATIO}× (flat within 20 %)", "met": False,
                  "note": "set EAUTH_BENCH_DATABASE_URL to a PostgreSQL server (a database is created and dropped)"}]
     rates, info = measure(url, sizes, seconds)
+    buffers = _shared_buffers(url)
     small, large = sizes[0], sizes[-1]
     loads = ", ".join(f"to {_size(s)} in {t:.0f} s" for s, t in info["load_seconds"].items())
     reference = ", ".join(f"{_size(s)}: {rates[s][CPU_REFERENCE]:,.0f}/s" for s in sizes)
@@ -469,7 +480,8 @@ def run(*, seconds: float, sizes: tuple[int, ...] = SIZES) -> list[dict]:
             "unit": "/s", "baseline": base, "baseline_name": f"same, {_size(small)} rows, same run",
             "target": f"≥ {TARGET_RATIO}× (flat within 20 %)", "met": ours >= TARGET_RATIO * base,
             "note": f"{at_each}; best of {ROUNDS} rounds of {seconds:g} s (CPU reference, {CPU_REFERENCE}, in the "
-                    f"same rounds: {reference}); rows loaded with COPY ({loads}); "
+                    f"same rounds: {reference}); rows loaded with COPY ({loads}); server shared_buffers {buffers} "
+                    "(docs/benchmarks.md: under ~2GB the 1M column measures its buffer cache); "
                     f"statements reading a grown table by a sequential scan at {_size(large)}: "
                     + ("\n\n".join(info["scans"][name]) if name in info["scans"] else "none")})
     return figures
