@@ -38,7 +38,8 @@ LEASES_PER_WINDOW = 50
 EXEMPT_PATHS = frozenset({"/healthz"})
 #: Path prefixes of the revocation endpoints, limited per address by ``per_revocation_address``.
 REVOCATION_PREFIXES = ("/ocsp", "/crl/", "/ca/")
-#: How long a process reuses the login keys it read (a rotated key is published well ahead of use).
+#: How long a process reuses the login keys it read: a token signed by a key rotated in since then
+#: counts against its address until the next read, and is never refused for it.
 LOGIN_KEYS_SECONDS = 30
 _MEMO_SIZE = 10_000
 #: In a process's leases: the client's budget for this window is spent across all processes.

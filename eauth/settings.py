@@ -77,12 +77,12 @@ class Settings(BaseSettings):
         "behind one NAT address poll them and their answers are cached (docs/limits.md).",
     )
     max_pdf_pages: int = Field(
-        DEFAULT_PDF_LIMITS.max_pages, ge=1, description="Most pages a PDF may have to be verified or signed (checked before the heavy "
-        "work); more: 400 pdf_too_complex.",
+        DEFAULT_PDF_LIMITS.max_pages, ge=1, description="Most pages a PDF may have to be verified or signed "
+        "(checked before the heavy work); more: 400 pdf_too_complex.",
     )
     max_pdf_objects: int = Field(
-        DEFAULT_PDF_LIMITS.max_objects, ge=10, description="Most objects (cross-reference entries) a PDF may have to be verified or "
-        "signed; more: 400 pdf_too_complex.",
+        DEFAULT_PDF_LIMITS.max_objects, ge=10, description="Most objects (cross-reference entries, every "
+        "revision) a PDF may have to be verified or signed; more: 400 pdf_too_complex.",
     )
     signing_processes: int = Field(
         0, ge=0, description="Worker processes of each API process that sign PDFs (POST /api/v1/documents/sign); "
