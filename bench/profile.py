@@ -98,14 +98,10 @@ def profile_ca(count: int) -> None:
     from cryptography import x509
 
     from api.platform import Platform, initialize_platform
-    from bench.ca_bench import CITIZEN_ID, _csr, _raw_issue
-    from ca.authority import random_serial
-    from ca.profiles import SubjectKind, profile
-    from ca.subjects import SubjectIdentity
+    from bench.ca_bench import _csr, operations
     from eauth.settings import Settings
-    from store.agencies import add_agency
     from store import audit
-    from store.ca_store import SqlCaStore
+    from store.agencies import add_agency
 
     data_dir = Path(tempfile.mkdtemp(prefix="eauth-profile-"))
     settings = Settings(_env_file=None, data_dir=data_dir, key_passphrase="bench passphrase")
@@ -114,22 +110,9 @@ def profile_ca(count: int) -> None:
     try:
         with platform.db.session() as session:
             agency = add_agency(session, code="bench", name="bench", credit_code=None)
-            issuer, signer = platform.ca.issuer(SqlCaStore(session), "citizen")
         csr = _csr()
-        subject = SubjectIdentity(SubjectKind.PERSON, "张三", CITIZEN_ID)
-
-        def issue() -> None:
-            with platform.db.transaction() as connection:
-                platform.ca.issue(SqlCaStore(connection), profile_name="citizen", subject=subject,
-                                  requested_by=agency.id, csr=csr)
-
-        subject_key = x509.load_pem_x509_csr(csr).public_key()
-        raw = _raw_issue(signer.private_key, issuer.certificate, subject_key)
+        issue, sign_only, raw = operations(platform, agency.id, csr)
         csr_check = x509.load_pem_x509_csr(csr)
-        identity = subject.validated()
-
-        def sign_only() -> None:
-            platform.ca._sign(profile("citizen"), identity, "P" + "A" * 32, subject_key, random_serial(), issuer, signer)
 
         def audited_commit() -> None:
             with platform.db.transaction() as connection:
