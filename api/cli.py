@@ -347,7 +347,7 @@ def sign(
 ) -> None:
     """Seal a PDF document with an agency's seal, at a PAdES level (timestamp from the platform's TSA,
     revocation data from its own CA)."""
-    from api.documents import pdf_limits, record_signing, sealer
+    from api.documents import record_signing, sealer
     from api.routes.documents import parse_box
     from signing.pades import CERTIFY, LEVELS, sign_pdf
 
@@ -368,7 +368,7 @@ def sign(
             agency_id = agency_by_code(session, agency).id
     spec = sealer(p).seal(seal, agency_id=agency_id, long_term=level in ("B-LT", "B-LTA"))
     signed = sign_pdf(file.read_bytes(), seal=spec, level=level, certify=certify, appearance=appearance,
-                      limits=pdf_limits(p.settings))
+                      limits=p.settings.pdf_limits)
     try:
         with open(target, "xb") as f:
             f.write(signed)

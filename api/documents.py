@@ -20,8 +20,6 @@ from api.schedule import crl_publisher
 from ca.ocsp import OcspResponder, ResponseStatus
 from ca.records import CertificateRecord
 from eauth.errors import NoSealKey
-from eauth.pdf_limits import PdfLimits
-from eauth.settings import Settings
 from signing.pades import Appearance, RevocationData, SealSpec, sign_pdf
 from signing.timestamper import InProcessTimeStamper
 from store import audit
@@ -138,12 +136,7 @@ def sign_job(pdf: bytes, serial: str, agency_id: int | None, level: str, certify
     platform = worker_platform()
     spec = sealer(platform).seal(serial, agency_id=agency_id, long_term=level in ("B-LT", "B-LTA"))
     return sign_pdf(pdf, seal=spec, level=level, certify=certify, appearance=appearance,
-                    limits=pdf_limits(platform.settings))
-
-
-def pdf_limits(settings: Settings) -> PdfLimits:
-    """The configured page and object limits (EAUTH_MAX_PDF_PAGES, EAUTH_MAX_PDF_OBJECTS)."""
-    return PdfLimits(max_pages=settings.max_pdf_pages, max_objects=settings.max_pdf_objects)
+                    limits=platform.settings.pdf_limits)
 
 
 def record_signing(platform: Platform, *, actor: str, seal: str, pdf: bytes, signed: bytes, level: str) -> None:

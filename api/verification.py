@@ -14,7 +14,6 @@ from datetime import date, datetime, timezone
 
 from sqlalchemy import select
 
-from api.documents import pdf_limits
 from api.licenses import license_service
 from api.mutual import ImportedTrust, foreign_status, imported
 from api.platform import Platform
@@ -113,7 +112,7 @@ class PlatformVerification:
         """The report; a file that is not in our registry but signed under an imported platform's root
         says whose license it is and where its status is."""
         report = verify_pdf(pdf, trust=self.trust, registry=self.lookup, status=self.status,
-                            now=datetime.now(timezone.utc), limits=pdf_limits(self.platform.settings))
+                            now=datetime.now(timezone.utc), limits=self.platform.settings.pdf_limits)
         if report.registry is None or report.registry.found:
             return report
         foreign = imported(self.platform)

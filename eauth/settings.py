@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from eauth.errors import KeyStoreLocked
 from eauth.oids import TSA_POLICY_V1
-from eauth.pdf_limits import DEFAULT_PDF_LIMITS
+from eauth.pdf_limits import DEFAULT_PDF_LIMITS, PdfLimits
 
 
 class Settings(BaseSettings):
@@ -132,6 +132,11 @@ class Settings(BaseSettings):
     @cached_property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'eauth.db').resolve()}"
+
+    @property
+    def pdf_limits(self) -> PdfLimits:
+        """The page and object limits on PDFs verified or signed (max_pdf_pages, max_pdf_objects)."""
+        return PdfLimits(max_pages=self.max_pdf_pages, max_objects=self.max_pdf_objects)
 
     def secret(self, value: SecretStr | None, file: Path | None, what: str) -> str:
         """A secret from its variable or its file; refuses clearly when neither is set or readable."""
